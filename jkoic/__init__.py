@@ -1,0 +1,22 @@
+"""jkoic: importance corrected neural JKO sampling in PyTorch.
+
+Sample from an unnormalised density ``g``: start from a Gaussian, alternate neural JKO
+steps (continuous normalizing flows trained on reverse KL plus kinetic energy, one
+Wasserstein proximal step each) with importance-based rejection steps. The result draws
+iid samples with their exact model density, evaluates the density anywhere, and
+estimates log Z.
+
+Public API: ``Sampler``, ``Config``, ``preset``, and the submodules ``targets``,
+``metrics``, ``baselines``.
+
+Reference: J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. ICML 2025.
+"""
+
+from __future__ import annotations
+
+from . import targets
+from .config import Config, preset, schedule
+from .model import CheckpointError, Sampler
+
+__all__ = ["Sampler", "Config", "preset", "schedule", "CheckpointError", "targets"]
+__version__ = "0.1.0"

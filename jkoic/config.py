@@ -1,0 +1,212 @@
+"""Configuration of an importance corrected neural JKO model, with the paper's presets.
+
+``Config`` holds plain literals only (ints, floats, strings, bools, lists), so it round-
+trips through YAML, JSON and ``torch.load(weights_only=True)`` checkpoints.
+
+Two profiles per target:
+
+* ``"paper"``: the authors' settings (Table 6 of the paper; the reference code where it
+  differs, see ``REFERENCE_NOTES.md``): adaptive dopri5 with the adjoint, 5000 Adam
+  iterations of batch 5000 per CNF step, a dataset of 50000 samples.
+* ``"fast"``: the same schedule (n1, n2, tau0, base, width, rejection rate) trained with
+  a fixed-step RK4 solver, direct backprop, smaller batches and fewer iterations; this is
+  what the CPU profile of the notebooks and the benchmarks use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Config", "preset", "preset_names", "schedule"]
+
+
+@dataclass
+class Config:
+    """Hyper-parameters of Algorithm 2 and of the neural JKO steps.
+
+    Attributes mirror the paper's Table 6 and App. E.5; defaults are the paper's 8 Peaky
+    settings with the paper's training protocol.
+    """
+
+    # --- schedule (Sec. 4 end, App. E.5) ---
+    n_flow_steps: int = 2  # n1: CNF steps before the blocks
+    n_blocks: int = 4  # n2: blocks of (1 CNF step, `rejections_per_block` rejection steps)
+    rejections_per_block: int = 3
+    tau0: float = 0.01  # first JKO step size
+    tau_base: float = 4.0  # tau_{k+1} = base * tau_k
+    rejection_rate: float = 0.2  # r of Remark 4.4
+    # --- velocity field ---
+    hidden: int | None = None  # hidden width; None -> 2 d + 50
+    n_hidden_layers: int = 3
+    # --- training of each CNF step ---
+    n_iters: int = 5000
+    batch_size: int = 5000
+    dataset_size: int = 50000
+    lr: float = 5e-3
+    lr_decay: float = 0.95
+    lr_decay_every: int = 100
+    grad_clip: float | None = None
+    early_stop_patience: int | None = None  # iterations without improvement (None: off)
+    early_stop_window: int = 100  # moving average window of the loss for early stopping
+    solver: str = "dopri5"  # training solver: "dopri5" (adaptive, torchdiffeq) or "rk4"
+    train_steps: int = 4  # RK4 steps in training when solver == "rk4"
+    atol: float = 1e-3
+    rtol: float = 1e-3
+    adjoint: bool = True
+    # --- sampling / density ---
+    sample_steps: int | None = None  # RK4 steps for sampling; None -> derived (see model)
+    trace: str = "auto"  # "auto" (exact for dim <= exact_trace_max_dim), "exact", "hutchinson"
+    exact_trace_max_dim: int = 5
+    n_probes_train: int = 1
+    n_probes_eval: int = 5
+    chunk_size: int = 65536  # rows per CNF evaluation when sampling
+    # --- latent and initialisation (Remark E.2) ---
+    latent_scale: float = 1.0
+    latent_mode_steps: int = 0  # >0: latent mean by gradient ascent on log g (LGCP)
+    latent_mode_lr: float = 0.01
+    gradient_flow_time: float | None = None  # fixed first layer v = grad log g for this time
+    gradient_flow_steps: int = 20
+    # --- ablation switch (neural JKO without importance correction) ---
+    rejection: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field."""
+        positive_ints = ["n_blocks", "rejections_per_block", "n_hidden_layers", "n_iters", "batch_size",
+                         "dataset_size", "lr_decay_every", "train_steps", "n_probes_train", "n_probes_eval",
+                         "chunk_size", "gradient_flow_steps", "early_stop_window"]
+        for name in positive_ints:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Config.{name} must be a positive int, got {v!r}")
+        if not isinstance(self.n_flow_steps, int) or self.n_flow_steps < 0:
+            raise ValueError(f"Config.n_flow_steps must be a non-negative int, got {self.n_flow_steps!r}")
+        for name in ["tau0", "tau_base", "lr", "latent_scale", "atol", "rtol"]:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"Config.{name} must be a positive number, got {v!r}")
+        if not 0.0 < self.rejection_rate < 1.0:
+            raise ValueError(f"Config.rejection_rate must lie in (0, 1), got {self.rejection_rate!r}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"Config.lr_decay must lie in (0, 1], got {self.lr_decay!r}")
+        if self.solver not in ("dopri5", "rk4", "bosh3", "adaptive_heun"):
+            raise ValueError(f"Config.solver must be 'dopri5', 'bosh3', 'adaptive_heun' or 'rk4', got {self.solver!r}")
+        if self.trace not in ("auto", "exact", "hutchinson"):
+            raise ValueError(f"Config.trace must be 'auto', 'exact' or 'hutchinson', got {self.trace!r}")
+        if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
+            raise ValueError(f"Config.hidden must be a positive int or None, got {self.hidden!r}")
+        if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or self.sample_steps < 1):
+            raise ValueError(f"Config.sample_steps must be a positive int or None, got {self.sample_steps!r}")
+        if self.batch_size > self.dataset_size:
+            raise ValueError(f"Config.batch_size ({self.batch_size}) exceeds dataset_size ({self.dataset_size})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown Config field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with fields changed (validated)."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def hidden_width(self, dim: int) -> int:
+        return self.hidden if self.hidden is not None else 2 * dim + 50
+
+    def trace_mode(self, dim: int) -> str:
+        if self.trace != "auto":
+            return self.trace
+        return "exact" if dim <= self.exact_trace_max_dim else "hutchinson"
+
+
+def schedule(config: Config) -> list[tuple[str, float]]:
+    """The layer list of Algorithm 2 as run: ``[("cnf", tau), ("rejection", 0.0), ...]``.
+
+    ``n1`` CNF steps, then ``n2`` blocks of one CNF step and ``rejections_per_block``
+    rejection steps; tau grows by ``tau_base`` at every CNF step. With the gradient-flow
+    initialisation a ``("gradient_flow", T)`` layer comes first. Without rejection
+    (the neural JKO ablation) the rejection layers are left out.
+    """
+    layers: list[tuple[str, float]] = []
+    if config.gradient_flow_time is not None:
+        layers.append(("gradient_flow", float(config.gradient_flow_time)))
+    tau = float(config.tau0)
+    for _ in range(config.n_flow_steps):
+        layers.append(("cnf", tau))
+        tau *= config.tau_base
+    for _ in range(config.n_blocks):
+        layers.append(("cnf", tau))
+        tau *= config.tau_base
+        if config.rejection:
+            layers.extend(("rejection", 0.0) for _ in range(config.rejections_per_block))
+    return layers
+
+
+# Paper settings (Table 6; reference code where it differs, see REFERENCE_NOTES.md).
+_PAPER: dict[str, dict[str, Any]] = {
+    "mustache": dict(n_flow_steps=6, n_blocks=6, tau0=0.01, tau_base=4.0, hidden=54),
+    "8modes": dict(n_flow_steps=2, n_blocks=4, tau0=0.05, tau_base=4.0, hidden=54),
+    "8peaky": dict(n_flow_steps=2, n_blocks=4, tau0=0.01, tau_base=4.0, hidden=54),
+    "funnel": dict(n_flow_steps=4, n_blocks=6, tau0=5.0, tau_base=4.0, hidden=256, n_iters=10000,
+                   dataset_size=200000, lr_decay=0.98),
+    "gmm10": dict(n_flow_steps=4, n_blocks=6, tau0=0.0025, tau_base=2.0, hidden=70),
+    "gmm20": dict(n_flow_steps=4, n_blocks=6, tau0=0.0025, tau_base=2.0, hidden=90),
+    "gmm50": dict(n_flow_steps=4, n_blocks=7, tau0=0.0025, tau_base=2.0, hidden=150),
+    "gmm100": dict(n_flow_steps=4, n_blocks=7, tau0=0.0025, tau_base=2.0, hidden=250),
+    "gmm200": dict(n_flow_steps=5, n_blocks=8, tau0=0.001, tau_base=2.0, hidden=512, batch_size=2000, lr=1e-3),
+    "gmm40": dict(n_flow_steps=4, n_blocks=7, tau0=1.0, tau_base=2.0, hidden=256, latent_scale=40.0,
+                  gradient_flow_time=3.0, n_iters=2000, lr=1e-3),
+    "lgcp": dict(n_flow_steps=3, n_blocks=6, tau0=5.0, tau_base=4.0, hidden=1024, batch_size=500,
+                 n_iters=10000, lr=5e-4, dataset_size=100000, latent_mode_steps=1000, latent_mode_lr=0.01),
+}
+
+# Fast CPU training: same schedule, fixed-step RK4 with direct backprop, smaller batches.
+_FAST_COMMON: dict[str, Any] = dict(solver="rk4", train_steps=4, adjoint=False, n_iters=1500, batch_size=1000,
+                                    dataset_size=50000, sample_steps=4)
+_FAST: dict[str, dict[str, Any]] = {
+    "funnel": dict(n_iters=3000, dataset_size=50000, train_steps=6, sample_steps=6),
+    "lgcp": dict(batch_size=500, n_iters=2000, dataset_size=20000),
+    "gmm200": dict(batch_size=1000),
+}
+
+
+def _preset_key(name: str, dim: int | None) -> str:
+    if name == "gmm":
+        return f"gmm{dim or 10}"
+    return name
+
+
+def preset_names() -> list[str]:
+    return sorted(_PAPER)
+
+
+def preset(name: str, profile: str = "paper", *, dim: int | None = None, **overrides: Any) -> Config:
+    """The paper's settings for a target (``profile="paper"``) or the fast CPU variant.
+
+    Args:
+        name: target name (``"8peaky"``, ``"gmm"`` with ``dim``, ``"gmm10"``, ...).
+        profile: ``"paper"`` or ``"fast"``.
+        dim: dimension for ``name == "gmm"``.
+        overrides: fields to change.
+    """
+    key = _preset_key(name, dim)
+    if key not in _PAPER:
+        raise ValueError(f"no preset for {name!r} (dim={dim}); presets exist for: {', '.join(preset_names())}")
+    if profile not in ("paper", "fast"):
+        raise ValueError(f"profile must be 'paper' or 'fast', got {profile!r}")
+    settings = dict(_PAPER[key])
+    if profile == "fast":
+        settings.update(_FAST_COMMON)
+        settings.update(_FAST.get(key, {}))
+    settings.update(overrides)
+    return Config(**settings)

@@ -1,0 +1,692 @@
+"""The importance corrected neural JKO model (Algorithm 2 of the paper).
+
+``Sampler`` stacks neural JKO steps (CNFs) and importance-based rejection steps on a
+Gaussian latent, trains them one after the other, and then draws iid samples together
+with their exact model log density (Theorem 4.2, Alg. 1, 4), evaluates the density at
+arbitrary points (Alg. 6) and estimates log Z.
+
+References:
+    J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. ICML 2025.
+    Alg. 1-6, Theorem 4.2, Remark 4.4, 4.5, E.2, App. E.5.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .cnf import GradientFlowVelocity, MLPVelocity, integrate, integrate_adaptive, steps_from_nfe
+from .config import Config, schedule
+from .rejection import RejectionParams, fit_rejection, log_alpha, log_density_factor
+from .targets import Target, as_target, check_log_prob
+
+__all__ = ["Sampler", "CheckpointError"]
+
+_FORMAT = "jkoic.Sampler"
+_FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a valid jkoic checkpoint (corrupt, truncated, or another format)."""
+
+
+@dataclass
+class _Batch:
+    """Samples of one layer with their model log density and (if known) log g."""
+
+    x: Tensor
+    log_p: Tensor
+    log_g: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def take(self, idx: slice | Tensor) -> "_Batch":
+        return _Batch(self.x[idx], self.log_p[idx], None if self.log_g is None else self.log_g[idx])
+
+    @staticmethod
+    def cat(parts: list["_Batch"]) -> "_Batch":
+        parts = [p for p in parts if len(p) > 0] or parts[:1]
+        lg = None if any(p.log_g is None for p in parts) else torch.cat([p.log_g for p in parts])  # type: ignore[misc]
+        return _Batch(torch.cat([p.x for p in parts]), torch.cat([p.log_p for p in parts]), lg)
+
+
+class _FlowLayer(nn.Module):
+    """A neural JKO step (or the fixed gradient-flow initialisation)."""
+
+    def __init__(self, field: nn.Module, kind: str, tau: float, sample_steps: int) -> None:
+        super().__init__()
+        self.field = field
+        self.kind = kind
+        self.tau = float(tau)
+        self.sample_steps = int(sample_steps)
+
+
+class _RejectionLayer(nn.Module):
+    """An importance-based rejection step with frozen ``log c`` and ``E[alpha]``."""
+
+    kind = "rejection"
+
+    def __init__(self, params: RejectionParams) -> None:
+        super().__init__()
+        self.params = params
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _seed_for(seed: int, *parts: int) -> int:
+    """A deterministic 63-bit seed from the run seed and indices."""
+    h = seed & 0xFFFFFFFFFFFF
+    for p in parts:
+        h = (h * 1_000_003 + p + 0x9E3779B9) % (1 << 63)
+    return h
+
+
+class Sampler(nn.Module):
+    """Importance corrected neural JKO sampler for an unnormalised density.
+
+    Args:
+        target: a ``jkoic.targets`` target, or any callable ``log g(x)`` with ``dim``
+            (``x`` of shape ``(n, dim)`` to ``(n,)``), or a callable plus ``dim=``.
+        config: hyper-parameters (default: ``Config()``); see ``jkoic.preset``.
+        dim: the dimension when ``target`` is a plain callable without ``dim``.
+        device: ``"cpu"`` or ``"cuda"`` (the target must accept tensors there).
+        dtype: floating point type of the model (float32 as the paper).
+
+    Example:
+        >>> import torch, jkoic
+        >>> def log_g(x):  # a 2-D banana
+        ...     return -0.5 * (x[:, 0] ** 2 + 4 * (x[:, 1] - x[:, 0] ** 2) ** 2)
+        >>> model = jkoic.Sampler(log_g, jkoic.preset("8peaky", "fast"), dim=2)
+        >>> model.fit(seed=0)                       # doctest: +SKIP
+        >>> x, log_p = model.sample(10_000, seed=1)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        target: Target | Callable[[Tensor], Tensor],
+        config: Config | None = None,
+        *,
+        dim: int | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        self.target = as_target(target, dim=dim)
+        self.dim = int(self.target.dim)
+        self.config = config if config is not None else Config()
+        if not isinstance(self.config, Config):
+            raise TypeError(f"config must be a jkoic.Config, got {type(self.config).__name__}")
+        self.config.validate()
+        self.plan = schedule(self.config)
+        self.layers = nn.ModuleList()
+        self.register_buffer("latent_mean", torch.zeros(self.dim, dtype=dtype))
+        self.latent_scale = float(self.config.latent_scale)
+        self.seed: int | None = None
+        self.log: list[dict[str, Any]] = []
+        self._dtype = dtype
+        self._buffers_by_layer: dict[int, _Batch] = {}
+        self._gen: torch.Generator | None = None
+        self.to(device)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def device(self) -> torch.device:
+        return self.latent_mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.latent_mean.dtype
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def is_trained(self) -> bool:
+        return len(self.layers) == len(self.plan)
+
+    def layer_kinds(self) -> list[str]:
+        return [layer.kind for layer in self.layers]
+
+    def extra_repr(self) -> str:
+        kinds = "".join({"cnf": "C", "rejection": "R", "gradient_flow": "G"}[k] for k, _ in self.plan)
+        return f"target={self.target.name!r}, dim={self.dim}, plan={kinds}, trained_layers={self.n_layers}/{len(self.plan)}"
+
+    def _log_g(self, x: Tensor) -> Tensor:
+        return check_log_prob(self.target, x)
+
+    def _new_generator(self, seed: int) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        return g
+
+    # ------------------------------------------------------------------ sampling
+    def _latent(self, n: int, gen: torch.Generator) -> _Batch:
+        eps = torch.randn(n, self.dim, generator=gen, device=self.device, dtype=self.dtype)
+        x = self.latent_mean + self.latent_scale * eps
+        log_p = -0.5 * eps.square().sum(-1) - self.dim * (0.5 * math.log(2 * math.pi) + math.log(self.latent_scale))
+        return _Batch(x, log_p)
+
+    def _latent_log_prob(self, x: Tensor) -> Tensor:
+        eps = (x - self.latent_mean) / self.latent_scale
+        return -0.5 * eps.square().sum(-1) - self.dim * (0.5 * math.log(2 * math.pi) + math.log(self.latent_scale))
+
+    def _trace_eval(self) -> str:
+        return self.config.trace_mode(self.dim)
+
+    def _push(self, layer: _FlowLayer, x: Tensor, gen: torch.Generator, reverse: bool = False) -> tuple[Tensor, Tensor]:
+        """Apply a flow layer in chunks; returns (x_out, int div) in the integration direction."""
+        outs, lds = [], []
+        for xc in x.split(self.config.chunk_size):
+            z, ld, _ = integrate(layer.field, xc, n_steps=layer.sample_steps, reverse=reverse,
+                                 trace=self._trace_eval(), n_probes=self.config.n_probes_eval, generator=gen)
+            outs.append(z)
+            lds.append(ld)
+        return torch.cat(outs), torch.cat(lds)
+
+    def _draw(self, k: int, m: int, gen: torch.Generator) -> _Batch:
+        """``m`` iid samples of the model after ``k`` layers, using the layer's buffer."""
+        buf = self._buffers_by_layer.pop(k, None)
+        have = 0 if buf is None else len(buf)
+        if have < m:
+            min_batch = int(self.config.extra.get("min_batch", 4096))
+            new = self._generate(k, max(m - have, min_batch), gen)
+            buf = new if buf is None else _Batch.cat([buf, new])
+        assert buf is not None
+        if len(buf) > m:
+            self._buffers_by_layer[k] = buf.take(slice(m, None))
+        return buf.take(slice(0, m))
+
+    def _put_back(self, k: int, b: _Batch) -> None:
+        """Return unused iid samples of layer ``k`` to its buffer (Remark 4.5)."""
+        if len(b) == 0:
+            return
+        old = self._buffers_by_layer.pop(k, None)
+        self._buffers_by_layer[k] = b if old is None else _Batch.cat([b, old])
+
+    def _generate(self, k: int, m: int, gen: torch.Generator) -> _Batch:
+        if k == 0:
+            return self._latent(m, gen)
+        layer = self.layers[k - 1]
+        if isinstance(layer, _FlowLayer):
+            b = self._draw(k - 1, m, gen)
+            x, ld = self._push(layer, b.x, gen)
+            return _Batch(x, b.log_p - ld)
+        assert isinstance(layer, _RejectionLayer)
+        p = layer.params
+        rate = 1.0 - p.mean_alpha
+        spare = int(math.ceil(m * rate + 4.0 * math.sqrt(m * rate + 1.0) + 16))
+        pool = self._draw(k - 1, m + spare, gen)
+        prop, repl = pool.take(slice(0, m)), pool.take(slice(m, None))
+        lg = prop.log_g if prop.log_g is not None else self._log_g(prop.x)
+        la = log_alpha(lg, prop.log_p, p.log_c)
+        u = torch.rand(m, generator=gen, device=self.device, dtype=self.dtype)
+        rejected = torch.log(u) > la
+        n_rej = int(rejected.sum())
+        if n_rej > len(repl):
+            repl = _Batch.cat([repl, self._draw(k - 1, n_rej - len(repl), gen)])
+        used, rest = repl.take(slice(0, n_rej)), repl.take(slice(n_rej, None))
+        self._put_back(k - 1, rest)
+        x, log_p_prev = prop.x.clone(), prop.log_p.clone()
+        lg = lg.clone()
+        x[rejected] = used.x
+        log_p_prev[rejected] = used.log_p
+        lg[rejected] = used.log_g if used.log_g is not None else self._log_g(used.x)
+        la_new = log_alpha(lg, log_p_prev, p.log_c)
+        return _Batch(x, log_p_prev + log_density_factor(la_new, p.mean_alpha), lg)
+
+    def _sample_batch(self, n: int, gen: torch.Generator, upto: int | None = None) -> _Batch:
+        k = self.n_layers if upto is None else upto
+        return self._draw(k, n, gen)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        chunk_size: int | None = None,
+        progress: bool = False,
+        return_log_g: bool = False,
+    ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+        """Draw ``n`` iid samples and their model log density ``log p``.
+
+        Args:
+            n: number of samples.
+            seed: seed of this draw (reproducible on CPU); ``None`` derives one from the
+                global torch RNG (so ``torch.manual_seed`` controls it).
+            chunk_size: samples per chunk (bounds memory for any ``n``); default 50000.
+            progress: show a tqdm bar over the chunks.
+            return_log_g: also return the target's ``log g`` at the samples.
+        Returns:
+            ``(x, log_p)`` or ``(x, log_p, log_g)`` with shapes (n, d), (n,), (n,).
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        gen = self._new_generator(seed)
+        self._buffers_by_layer.clear()
+        chunk = int(chunk_size or 50000)
+        from tqdm import tqdm
+
+        xs, lps, lgs = [], [], []
+        with tqdm(total=n, desc="sampling", disable=not progress, unit="pt") as bar:
+            done = 0
+            while done < n:
+                m = min(chunk, n - done)
+                b = self._sample_batch(m, gen)
+                xs.append(b.x)
+                lps.append(b.log_p)
+                if return_log_g:
+                    lgs.append(b.log_g if b.log_g is not None else self._log_g(b.x))
+                done += m
+                bar.update(m)
+        self._buffers_by_layer.clear()
+        x = torch.cat(xs) if xs else torch.empty(0, self.dim, device=self.device, dtype=self.dtype)
+        lp = torch.cat(lps) if lps else torch.empty(0, device=self.device, dtype=self.dtype)
+        if return_log_g:
+            lg = torch.cat(lgs) if lgs else torch.empty(0, device=self.device, dtype=self.dtype)
+            return x, lp, lg
+        return x, lp
+
+    # ------------------------------------------------------------------ density
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, *, seed: int = 0, upto: int | None = None) -> Tensor:
+        """Model log density at arbitrary points (Alg. 6).
+
+        Runs the CNFs backwards to the latent, then forward through the layers adding each
+        CNF's divergence integral and each rejection layer's Theorem 4.2 factor. Exact up
+        to the ODE solver and (for ``dim > exact_trace_max_dim``) the Hutchinson estimator,
+        whose probes are drawn from ``seed``.
+        """
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"x has {int((~torch.isfinite(x)).any(-1).sum())} rows with NaN or inf")
+        x = x.to(device=self.device, dtype=self.dtype)
+        gen = self._new_generator(seed)
+        k_top = self.n_layers if upto is None else upto
+        out = []
+        for xc in x.split(self.config.chunk_size):
+            out.append(self._log_prob_chunk(xc, k_top, gen))
+        return torch.cat(out) if out else torch.empty(0, device=self.device, dtype=self.dtype)
+
+    def _log_prob_chunk(self, x: Tensor, k_top: int, gen: torch.Generator) -> Tensor:
+        points: list[Tensor] = [x]  # points[j]: the point seen by layer index k_top-1-j
+        divs: list[Tensor | None] = []
+        for k in range(k_top - 1, -1, -1):
+            layer = self.layers[k]
+            if isinstance(layer, _FlowLayer):
+                z, ld_rev = self._push(layer, points[-1], gen, reverse=True)
+                points.append(z)
+                divs.append(-ld_rev)  # forward int div along the path from z to the point
+            else:
+                points.append(points[-1])
+                divs.append(None)
+        log_p = self._latent_log_prob(points[-1])
+        log_g: Tensor | None = None
+        for j in range(k_top - 1, -1, -1):  # forward again, layer index k_top-1-j
+            layer = self.layers[k_top - 1 - j]
+            if isinstance(layer, _FlowLayer):
+                log_p = log_p - divs[j]  # type: ignore[operator]
+                log_g = None
+            else:
+                if log_g is None:
+                    log_g = self._log_g(points[j])
+                la = log_alpha(log_g, log_p, layer.params.log_c)
+                log_p = log_p + log_density_factor(la, layer.params.mean_alpha)
+        return log_p
+
+    @torch.no_grad()
+    def log_z(self, n: int = 50000, *, seed: int | None = None) -> dict[str, float]:
+        """log Z estimates from ``n`` model samples (App. E.2).
+
+        Returns ``elbo`` = mean(log g - log p) (the paper's Table 2 estimate, a lower bound
+        in expectation), ``importance`` = log mean exp(log g - log p) (unbiased for Z), and
+        the Kish effective sample size ``ess`` and ``ess_fraction`` of the weights.
+        """
+        x, lp, lg = self.sample(n, seed=seed, return_log_g=True)
+        return _log_z_stats(lg, lp)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = True,
+        callback: Callable[["Sampler", dict[str, Any]], None] | None = None,
+    ) -> "Sampler":
+        """Train the layers of Algorithm 2 one after the other.
+
+        Args:
+            seed: run seed; every layer draws its randomness from a generator seeded by
+                ``(seed, layer index)``, so a resumed run equals an uninterrupted one.
+            progress: tqdm bars over layers and Adam iterations.
+            checkpoint: file written atomically after every completed layer; with
+                ``resume=True`` an existing checkpoint is loaded and training continues
+                from its last completed layer.
+            callback: called as ``callback(model, log_entry)`` after every layer.
+        Returns:
+            ``self``.
+        """
+        from tqdm import tqdm
+
+        if checkpoint is not None and resume and Path(checkpoint).exists():
+            self._load_state(_read_checkpoint(Path(checkpoint)), strict_config=True)
+            if self.seed is not None and self.seed != seed:
+                raise ValueError(f"checkpoint {checkpoint} was trained with seed {self.seed}, not {seed}; "
+                                 "pass resume=False to start over")
+        self.seed = seed
+        if self.n_layers == 0 and self.config.latent_mode_steps > 0:
+            self._fit_latent_mean()
+        bar = tqdm(total=len(self.plan), initial=self.n_layers, desc=f"jkoic[{self.target.name}]",
+                   disable=not progress, unit="layer")
+        try:
+            for k in range(self.n_layers, len(self.plan)):
+                kind, tau = self.plan[k]
+                entry = self._fit_layer(k, kind, tau, progress)
+                self.log.append(entry)
+                if checkpoint is not None:
+                    self.save(checkpoint)
+                if callback is not None:
+                    callback(self, entry)
+                bar.set_postfix_str(f"{kind} elbo={entry.get('log_z_elbo_before', float('nan')):.3g}")
+                bar.update(1)
+        finally:
+            bar.close()
+        if self.log and "log_z_elbo" not in self.log[-1]:
+            gen = self._new_generator(_seed_for(seed, len(self.plan), 7))
+            self._buffers_by_layer.clear()
+            with torch.no_grad():
+                b = self._sample_batch(self.config.dataset_size, gen)
+                lg = b.log_g if b.log_g is not None else self._log_g(b.x)
+            self._buffers_by_layer.clear()
+            self.log[-1].update(_stats_entry(lg, b.log_p))
+            if checkpoint is not None:
+                self.save(checkpoint)
+        return self
+
+    def _fit_latent_mean(self) -> None:
+        """Latent mean by gradient ascent on log g from 0 (LGCP, Remark E.2)."""
+        x = torch.zeros(1, self.dim, device=self.device, dtype=self.dtype, requires_grad=True)
+        for _ in range(self.config.latent_mode_steps):
+            (grad,) = torch.autograd.grad(self._log_g(x).sum(), x)
+            with torch.no_grad():
+                x += self.config.latent_mode_lr * grad
+        self.latent_mean.copy_(x.detach()[0])
+
+    def _fit_layer(self, k: int, kind: str, tau: float, progress: bool) -> dict[str, Any]:
+        gen = self._new_generator(_seed_for(self.seed or 0, k))
+        self._buffers_by_layer.clear()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            data = self._sample_batch(self.config.dataset_size, gen)
+            lg = data.log_g if data.log_g is not None else self._log_g(data.x)
+        self._buffers_by_layer.clear()
+        t_data = time.perf_counter() - t0
+        stats = _stats_entry(lg, data.log_p)
+        if self.log:  # the dataset is a fresh sample of the model so far: log its quality
+            self.log[-1].update(stats)
+        entry: dict[str, Any] = {"layer": k, "kind": kind, "tau": float(tau), "dataset_seconds": t_data,
+                                 "log_z_elbo_before": stats["log_z_elbo"]}
+        t1 = time.perf_counter()
+        if kind == "rejection":
+            params = fit_rejection(lg, data.log_p, self.config.rejection_rate)
+            self.layers.append(_RejectionLayer(params))
+            entry.update(log_c=params.log_c, mean_alpha=params.mean_alpha)
+        elif kind == "gradient_flow":
+            field = GradientFlowVelocity(self._log_g, tau)
+            self.layers.append(_FlowLayer(field, kind, tau, self.config.gradient_flow_steps))
+        else:
+            layer, info = self._train_cnf(k, tau, data.x, gen, progress)
+            self.layers.append(layer)
+            entry.update(info)
+        entry["train_seconds"] = time.perf_counter() - t1
+        return entry
+
+    def _train_cnf(self, k: int, tau: float, data: Tensor, gen: torch.Generator,
+                   progress: bool) -> tuple[_FlowLayer, dict[str, Any]]:
+        from tqdm import tqdm
+
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed_for(self.seed or 0, k, 1))
+            field = MLPVelocity(self.dim, cfg.hidden_width(self.dim), cfg.n_hidden_layers)
+        field.to(device=self.device, dtype=self.dtype)
+        opt = torch.optim.Adam(field.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
+        trace = cfg.trace_mode(self.dim)
+        n_data = data.shape[0]
+        losses: list[float] = []
+        nfes: list[int] = []
+        best, best_it, ma = math.inf, 0, None
+        it = 0
+        bar = tqdm(range(cfg.n_iters), desc=f"layer {k} (cnf, tau={tau:.3g})", leave=False,
+                   disable=not progress, unit="it")
+        for it in bar:
+            idx = torch.randint(0, n_data, (cfg.batch_size,), generator=gen, device=self.device)
+            x = data[idx]
+            if cfg.solver == "rk4":
+                z1, ld, kin = integrate(field, x, n_steps=cfg.train_steps, trace=trace,
+                                        n_probes=cfg.n_probes_train, kinetic=True, generator=gen)
+            else:
+                z1, ld, kin, nfe = integrate_adaptive(field, x, trace=trace, n_probes=cfg.n_probes_train,
+                                                      atol=cfg.atol, rtol=cfg.rtol, method=cfg.solver,
+                                                      adjoint=cfg.adjoint, generator=gen)
+                nfes.append(nfe)
+            assert kin is not None
+            lg = self._log_g(z1)
+            loss = (-lg - ld + kin / tau).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at iteration {it} of layer {k}; "
+                                         "try a smaller lr or tau0")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(field.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            lv = float(loss.detach())
+            losses.append(lv)
+            if it % 50 == 0:
+                bar.set_postfix(loss=f"{lv:.4g}")
+            if cfg.early_stop_patience is not None:
+                w = cfg.early_stop_window
+                ma = lv if ma is None else ma + (lv - ma) / w
+                if ma < best - 1e-4 * abs(best if math.isfinite(best) else 1.0):
+                    best, best_it = ma, it
+                elif it - best_it >= cfg.early_stop_patience and it >= w:
+                    break
+        bar.close()
+        if cfg.sample_steps is not None:
+            steps = cfg.sample_steps
+        elif cfg.solver == "rk4":
+            steps = cfg.train_steps
+        else:
+            tail = nfes[-max(1, len(nfes) // 10):]
+            steps = steps_from_nfe(int(sum(tail) / len(tail)), cfg.solver)
+        field.eval()
+        for p in field.parameters():
+            p.requires_grad_(False)
+        tail = losses[-min(len(losses), 100):]
+        info = {"iterations": it + 1, "final_loss": sum(tail) / len(tail), "sample_steps": steps}
+        if nfes:
+            info["mean_nfe"] = sum(nfes) / len(nfes)
+        return _FlowLayer(field, "cnf", tau, steps), info
+
+    # ------------------------------------------------------------------ save / load
+    def state(self) -> dict[str, Any]:
+        """A checkpoint of plain types and tensors (loads with ``weights_only=True``)."""
+        layers: list[dict[str, Any]] = []
+        for layer in self.layers:
+            if isinstance(layer, _RejectionLayer):
+                layers.append({"kind": "rejection", "log_c": float(layer.params.log_c),
+                               "mean_alpha": float(layer.params.mean_alpha)})
+            elif layer.kind == "gradient_flow":
+                layers.append({"kind": "gradient_flow", "tau": layer.tau, "sample_steps": layer.sample_steps})
+            else:
+                sd = {k: v.detach().cpu().clone() for k, v in layer.field.state_dict().items()}
+                layers.append({"kind": "cnf", "tau": layer.tau, "sample_steps": layer.sample_steps, "state_dict": sd})
+        return {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "jkoic_version": _version(),
+            "target": {"name": str(self.target.name), "dim": self.dim},
+            "config": _plain(self.config.to_dict()),
+            "seed": self.seed,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "latent_mean": self.latent_mean.detach().cpu().clone(),
+            "layers": layers,
+            "log": _plain(self.log),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model atomically (temp file + rename); returns the path."""
+        path = Path(path)
+        _atomic_save(self.state(), path)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        target: Target | Callable[[Tensor], Tensor] | None = None,
+        *,
+        dim: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> "Sampler":
+        """Load a saved model. ``target`` defaults to ``jkoic.targets.get(saved name)``."""
+        state = _read_checkpoint(Path(path))
+        if target is None:
+            from . import targets as _targets
+
+            name = state["target"]["name"]
+            try:
+                target = _targets.get(name)
+            except ValueError as e:
+                raise ValueError(f"checkpoint {path} is for target {name!r}; pass the target explicitly ({e})") from None
+        config = Config.from_dict(state["config"])
+        dtype = getattr(torch, state["dtype"], None)
+        if not isinstance(dtype, torch.dtype):
+            raise CheckpointError(f"{path}: unknown dtype {state['dtype']!r}")
+        model = cls(target, config, dim=dim, device=device, dtype=dtype)
+        model._load_state(state, strict_config=False, source=str(path))
+        return model
+
+    def _load_state(self, state: dict[str, Any], *, strict_config: bool, source: str = "checkpoint") -> None:
+        if state["target"]["dim"] != self.dim:
+            raise ValueError(f"{source} is for dimension {state['target']['dim']}, the target has {self.dim}")
+        if strict_config and state["config"] != _plain(self.config.to_dict()):
+            raise ValueError(f"{source} was trained with a different Config; pass resume=False to start over")
+        self.layers = nn.ModuleList()
+        for i, spec in enumerate(state["layers"]):
+            kind = spec.get("kind")
+            if kind == "rejection":
+                self.layers.append(_RejectionLayer(RejectionParams(float(spec["log_c"]), float(spec["mean_alpha"]))))
+            elif kind == "gradient_flow":
+                field = GradientFlowVelocity(self._log_g, float(spec["tau"]))
+                self.layers.append(_FlowLayer(field, kind, float(spec["tau"]), int(spec["sample_steps"])))
+            elif kind == "cnf":
+                field = MLPVelocity(self.dim, self.config.hidden_width(self.dim), self.config.n_hidden_layers)
+                try:
+                    field.load_state_dict(spec["state_dict"])
+                except RuntimeError as e:
+                    raise CheckpointError(f"{source}: layer {i} weights do not fit the Config ({e})") from None
+                for p in field.parameters():
+                    p.requires_grad_(False)
+                field.eval()
+                self.layers.append(_FlowLayer(field, kind, float(spec["tau"]), int(spec["sample_steps"])))
+            else:
+                raise CheckpointError(f"{source}: layer {i} has unknown kind {kind!r}")
+            if i >= len(self.plan) or self.layers[-1].kind != self.plan[i][0]:
+                raise CheckpointError(f"{source}: layer {i} ({kind}) does not match the Config's schedule")
+        self.layers.to(device=self.device, dtype=self.dtype)
+        self.latent_mean.copy_(state["latent_mean"].to(self.latent_mean))
+        self.seed = state["seed"]
+        self.log = list(state["log"])
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt zip, truncated file, pickled objects, ...
+        raise CheckpointError(f"{path} is not a readable jkoic checkpoint: {type(e).__name__}: {str(e)[:200]}") from None
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not a jkoic checkpoint (missing format marker {_FORMAT!r})")
+    if state.get("format_version") != _FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {state.get('format_version')}, "
+                              f"this jkoic reads version {_FORMAT_VERSION}")
+    for key, typ in [("target", dict), ("config", dict), ("layers", list), ("log", list), ("latent_mean", Tensor)]:
+        if not isinstance(state.get(key), typ):
+            raise CheckpointError(f"{path}: field {key!r} is missing or of the wrong type")
+    return state
+
+
+def _plain(obj: Any) -> Any:
+    """Recursively convert to plain Python types (no numpy scalars, no tensors)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, Tensor) and obj.numel() == 1:
+        return obj.item()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
+    lw = (log_g.double() - log_p.double()).cpu()
+    n = lw.numel()
+    lse = torch.logsumexp(lw, 0)
+    ess = float(torch.exp(2 * lse - torch.logsumexp(2 * lw, 0)))
+    return {"elbo": float(lw.mean()), "importance": float(lse - math.log(n)), "ess": ess,
+            "ess_fraction": ess / n, "n": n}
+
+
+def _stats_entry(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
+    s = _log_z_stats(log_g, log_p)
+    return {"log_z_elbo": s["elbo"], "log_z_importance": s["importance"], "ess_fraction": s["ess_fraction"]}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("jkoic")
+    except Exception:
+        return "unknown"

@@ -1,0 +1,146 @@
+"""CNF facts: divergence, log-det, invertibility, Hutchinson unbiasedness."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from jkoic.cnf import MLPVelocity, integrate, integrate_adaptive, make_probes
+
+
+def _random_field(dim: int, hidden: int = 16, seed: int = 0, dtype=torch.float64) -> MLPVelocity:
+    torch.manual_seed(seed)
+    f = MLPVelocity(dim, hidden).to(dtype)
+    nn.init.normal_(f.out.weight, std=0.3)
+    nn.init.normal_(f.out.bias, std=0.1)
+    return f
+
+
+class LinearField(nn.Module):
+    """v(z, t) = A z with a known flow map expm(A) and divergence trace(A)."""
+
+    def __init__(self, a: torch.Tensor) -> None:
+        super().__init__()
+        self.a = a
+
+    def velocity_and_divergence(self, t, z, probes):
+        v = z @ self.a.T
+        if probes is None:
+            div = torch.full((z.shape[0],), float(torch.trace(self.a)), dtype=z.dtype)
+        else:
+            div = ((probes @ self.a.T) * probes).sum(-1).mean(-1)
+        return v, div
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 7])
+def test_exact_divergence_matches_autograd_jacobian(dim):
+    f = _random_field(dim)
+    z = torch.randn(5, dim, dtype=torch.float64)
+    for t in (0.0, 0.37, 1.0):
+        v, div = f.velocity_and_divergence(t, z, None)
+        assert torch.allclose(v, f(t, z))
+        for i in range(5):
+            jac = torch.autograd.functional.jacobian(lambda y: f(t, y[None])[0], z[i])
+            assert div[i].item() == pytest.approx(torch.trace(jac).item(), abs=1e-10)
+
+
+def test_hutchinson_is_unbiased():
+    dim = 6
+    f = _random_field(dim, seed=1)
+    z = torch.randn(3, dim, dtype=torch.float64).repeat_interleave(20000, 0)
+    g = torch.Generator().manual_seed(0)
+    probes = make_probes(z.shape[0], dim, "hutchinson", 1, g, z.device, z.dtype)
+    assert set(probes.unique().tolist()) == {-1.0, 1.0}
+    _, est = f.velocity_and_divergence(0.5, z, probes)
+    _, exact = f.velocity_and_divergence(0.5, z, None)
+    est, exact = est.view(3, -1), exact.view(3, -1)[:, 0]
+    se = est.std(1) / math.sqrt(est.shape[1])
+    assert ((est.mean(1) - exact).abs() < 4 * se).all()
+    assert (est.std(1) > 0).all()  # genuinely random, not the exact trace
+
+
+def test_zero_initialised_field_is_identity():
+    f = MLPVelocity(3, 20).double()
+    x = torch.randn(10, 3, dtype=torch.float64)
+    z, ld, kin = integrate(f, x, n_steps=4, kinetic=True)
+    assert torch.equal(z, x)
+    assert torch.all(ld == 0) and torch.all(kin == 0)
+
+
+def test_linear_field_flow_map_and_logdet():
+    a = torch.tensor([[0.3, -1.0], [0.8, -0.2]], dtype=torch.float64)
+    x = torch.randn(7, 2, dtype=torch.float64)
+    z, ld, _ = integrate(LinearField(a), x, n_steps=40)
+    assert torch.allclose(z, x @ torch.linalg.matrix_exp(a).T, atol=1e-9)
+    assert torch.allclose(ld, torch.full_like(ld, float(torch.trace(a))), atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [2, 4])
+def test_logdet_matches_jacobian_of_flow_map(dim):
+    f = _random_field(dim, seed=2)
+    x = torch.randn(4, dim, dtype=torch.float64)
+    _, ld, _ = integrate(f, x, n_steps=60)
+    for i in range(4):
+        jac = torch.autograd.functional.jacobian(lambda y: integrate(f, y[None], n_steps=60)[0][0], x[i])
+        assert ld[i].item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-7)
+
+
+def test_inverse_of_forward_is_identity():
+    f = _random_field(3, seed=3)
+    x = torch.randn(50, 3, dtype=torch.float64)
+    z, ld, _ = integrate(f, x, n_steps=50)
+    x_back, ld_back, _ = integrate(f, z, n_steps=50, reverse=True)
+    assert torch.allclose(x_back, x, atol=1e-8)
+    assert torch.allclose(ld_back, -ld, atol=1e-8)
+
+
+def test_kinetic_energy_of_linear_field():
+    # for v = a z with scalar a: |z(t)|^2 = e^{2at}|x|^2, int_0^1 a^2 |z|^2 dt = a (e^{2a}-1)/2 |x|^2
+    a = 0.7
+    x = torch.randn(5, 2, dtype=torch.float64)
+    _, _, kin = integrate(LinearField(a * torch.eye(2, dtype=torch.float64)), x, n_steps=50, kinetic=True)
+    expected = a * (math.exp(2 * a) - 1) / 2 * x.square().sum(-1)
+    assert torch.allclose(kin, expected, rtol=1e-8)
+
+
+def test_adaptive_solver_converges_to_fixed_step_solution(device):
+    f = _random_field(2, seed=4).to(device)
+    x = torch.randn(20, 2, dtype=torch.float64, device=device)
+    z2, ld2, kin2 = integrate(f, x, n_steps=200, kinetic=True)
+    errs = []
+    for tol in (1e-6, 1e-8):
+        z1, ld1, kin1, nfe = integrate_adaptive(f, x, atol=tol, rtol=tol, adjoint=False)
+        assert nfe > 0
+        errs.append(max(float((z1 - z2).abs().max()), float((ld1 - ld2).abs().max()), float((kin1 - kin2).abs().max())))
+    # the error control acts on the RMS of the whole state, so log-det errors run ~100 x tol
+    assert errs[1] < 1e-5
+    assert errs[1] < errs[0] / 10
+
+
+def test_adjoint_gradients_match_fine_fixed_step_backprop():
+    f = _random_field(2, seed=5)
+    x = torch.randn(16, 2, dtype=torch.float64)
+
+    def grads(run):
+        f.zero_grad()
+        z, ld, kin = run()
+        (z.square().sum() + ld.sum() + kin.sum()).backward()
+        return torch.cat([p.grad.flatten() for p in f.parameters()])
+
+    g_adj = grads(lambda: integrate_adaptive(f, x, atol=1e-8, rtol=1e-8, adjoint=True)[:3])
+    g_fine = grads(lambda: integrate(f, x, n_steps=200, kinetic=True))
+    assert g_fine.abs().max() > 1.0  # a non-trivial gradient
+    assert torch.allclose(g_adj, g_fine, atol=1e-5 * float(g_fine.abs().max()))
+
+
+def test_bad_arguments():
+    f = MLPVelocity(2, 4)
+    with pytest.raises(ValueError, match="n_steps"):
+        integrate(f, torch.zeros(1, 2), n_steps=0)
+    with pytest.raises(ValueError, match="trace must be"):
+        make_probes(1, 2, "bogus", 1, None, torch.device("cpu"), torch.float32)
+    with pytest.raises(ValueError, match="positive"):
+        MLPVelocity(0, 4)
