@@ -166,6 +166,15 @@ class Sampler(nn.Module):
     def is_trained(self) -> bool:
         return len(self.layers) == len(self.plan)
 
+    def set_sample_steps(self, n_steps: int) -> "Sampler":
+        """Use ``n_steps`` RK4 steps in every trained CNF layer (accuracy vs speed)."""
+        if not isinstance(n_steps, int) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+        for layer in self.layers:
+            if isinstance(layer, _FlowLayer) and layer.kind == "cnf":
+                layer.sample_steps = n_steps
+        return self
+
     def layer_kinds(self) -> list[str]:
         return [layer.kind for layer in self.layers]
 
@@ -557,7 +566,8 @@ class Sampler(nn.Module):
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
             "jkoic_version": _version(),
-            "target": {"name": str(self.target.name), "dim": self.dim},
+            "target": {"name": str(self.target.name), "dim": self.dim,
+                       "kwargs": _plain(dict(getattr(self.target, "kwargs", None) or {}))},
             "config": _plain(self.config.to_dict()),
             "seed": self.seed,
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -588,7 +598,7 @@ class Sampler(nn.Module):
 
             name = state["target"]["name"]
             try:
-                target = _targets.get(name)
+                target = _targets.get(name, **state["target"].get("kwargs", {}))
             except ValueError as e:
                 raise ValueError(f"checkpoint {path} is for target {name!r}; pass the target explicitly ({e})") from None
         config = Config.from_dict(state["config"])

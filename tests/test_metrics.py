@@ -1,0 +1,372 @@
+"""Tests of jkoic.metrics (App. E.2 / E.3 error measures). Small N: the suite stays fast."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from jkoic import metrics as M
+from jkoic.metrics import MetricValue
+
+
+def _gauss(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) * scale + shift
+
+
+def _direct_energy(x: torch.Tensor, y: torch.Tensor, unbiased: bool = False) -> float:
+    """Unchunked float64 reference: all pairwise distances at once."""
+    x, y = x.double().cpu(), y.double().cpu()
+    n, m = len(x), len(y)
+    dxy = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist").sum() / (n * m)
+    sxx = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").sum()
+    syy = torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist").sum()
+    exx = sxx / (n * (n - 1) if unbiased else n * n)
+    eyy = syy / (m * (m - 1) if unbiased else m * m)
+    return float(dxy - 0.5 * (exx + eyy))
+
+
+def _abs_normal_mean(m: float, s: float) -> float:
+    """E|Z| for Z ~ N(m, s^2)."""
+    phi = 0.5 * (1.0 + math.erf(-m / s / math.sqrt(2.0)))
+    return s * math.sqrt(2.0 / math.pi) * math.exp(-(m**2) / (2 * s**2)) + m * (1.0 - 2.0 * phi)
+
+
+def _quantile_normal(n: int, shift: float = 0.0) -> torch.Tensor:
+    """Deterministic 'samples' x_i = Phi^{-1}((i + 1/2) / n): an almost exact empirical N(shift, 1)."""
+    u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    return (math.sqrt(2.0) * torch.special.erfinv(2 * u - 1) + shift)[:, None]
+
+
+# --------------------------------------------------------------------------- MetricValue
+
+
+def test_metric_value_is_a_float_with_protocol() -> None:
+    v = M.energy_distance(_gauss(50, 2, 0), _gauss(60, 2, 1))
+    assert isinstance(v, float) and isinstance(v, MetricValue)
+    assert float(v) == v.value
+    p = v.protocol
+    assert p["metric"] == "energy_distance" and p["n_x"] == 50 and p["n_y"] == 60 and p["dim"] == 2
+    assert set(p["versions"]) == {"jkoic", "torch", "pot"}
+    assert json.loads(json.dumps(v)) == pytest.approx(float(v))
+    d = json.loads(json.dumps(v.to_dict()))
+    assert d["value"] == float(v) and d["protocol"] == p
+    back = MetricValue.from_dict(d)
+    assert back == v and back.protocol == p
+    for clone in (pickle.loads(pickle.dumps(v)), copy.deepcopy(v), copy.copy(v)):
+        assert isinstance(clone, MetricValue) and clone == v and clone.protocol == p
+    assert "energy_distance" in repr(v)
+
+
+def test_metric_value_protocol_is_jsonable() -> None:
+    v = MetricValue(1.5, {"a": np.float32(2.0), "b": torch.tensor([1.0, 2.0]), "c": (np.int64(3),)})
+    assert json.loads(json.dumps(v.to_dict()))["protocol"] == {"a": 2.0, "b": [1.0, 2.0], "c": [3]}
+
+
+# --------------------------------------------------------------------------- energy distance
+
+
+def test_energy_identical_samples_zero(device: torch.device) -> None:
+    x = _gauss(300, 3, 0).to(device)
+    assert abs(M.energy_distance(x, x)) < 1e-7
+    assert abs(M.energy_distance(x, x, compute_dtype=torch.float64)) < 1e-12
+    assert abs(M.sliced_energy_distance(x, x, n_projections=50)) < 1e-10
+
+
+@pytest.mark.parametrize("compute_dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_energy_chunked_equals_direct(device: torch.device, compute_dtype: torch.dtype, unbiased: bool) -> None:
+    x = _gauss(257, 3, 0)
+    y = _gauss(190, 3, 1, shift=0.4, scale=1.3)
+    ref = _direct_energy(x, y, unbiased=unbiased)
+    v = M.energy_distance(x.to(device), y.to(device), chunk_size=64, unbiased=unbiased, compute_dtype=compute_dtype)
+    tol = 1e-12 if compute_dtype == torch.float64 else 2e-6
+    assert float(v) == pytest.approx(ref, abs=tol * v.protocol["e_xy"])
+    assert v.protocol["estimator"] == ("U-statistic" if unbiased else "V-statistic")
+    whole = M.energy_distance(x, y, chunk_size=10_000, unbiased=unbiased, compute_dtype=torch.float64)
+    assert float(whole) == pytest.approx(ref, abs=1e-12)
+
+
+def test_energy_1d_shifted_gaussians_analytic() -> None:
+    delta = 1.0
+    # E|X-Y| - (E|X-X'| + E|Y-Y'|)/2 = (2 E|X-Y| - E|X-X'| - E|Y-Y'|) / 2
+    e_xy = _abs_normal_mean(delta, math.sqrt(2.0))
+    e_xx = _abs_normal_mean(0.0, math.sqrt(2.0))
+    analytic = e_xy - e_xx
+    x, y = _quantile_normal(2000), _quantile_normal(2000, shift=delta)
+    assert float(M.energy_distance(x, y)) == pytest.approx(analytic, abs=2e-3)
+    # sliced in 1-D is exact (c_1 = 1, every direction is +-1)
+    assert float(M.sliced_energy_distance(x, y, n_projections=3)) == pytest.approx(
+        float(M.energy_distance(x, y, compute_dtype=torch.float64)), rel=1e-10
+    )
+    # random samples: agreement up to sampling error
+    xr, yr = _gauss(20000, 1, 3), _gauss(20000, 1, 4, shift=delta)
+    assert float(M.sliced_energy_distance(xr[:, 0], yr[:, 0], n_projections=2)) == pytest.approx(analytic, abs=0.02)
+
+
+def test_energy_symmetry_and_permutation_invariance(device: torch.device) -> None:
+    x = _gauss(200, 2, 0).to(device)
+    y = _gauss(150, 2, 1, shift=0.5).to(device)
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(5)).to(device)
+    for fn in (
+        lambda a, b: M.energy_distance(a, b, compute_dtype=torch.float64, chunk_size=50),
+        lambda a, b: M.sliced_energy_distance(a, b, n_projections=64, seed=3),
+    ):
+        v = float(fn(x, y))
+        assert v > 0
+        assert float(fn(y, x)) == pytest.approx(v, rel=1e-9)
+        assert float(fn(x[perm], y)) == pytest.approx(v, rel=1e-9)
+
+
+def test_numpy_and_torch_inputs_agree() -> None:
+    x, y = _gauss(120, 2, 0), _gauss(100, 2, 1, shift=0.2)
+    assert float(M.energy_distance(x.numpy(), y.numpy())) == pytest.approx(float(M.energy_distance(x, y)), rel=1e-12)
+    assert float(M.sliced_energy_distance(x.numpy(), y, n_projections=20)) == pytest.approx(
+        float(M.sliced_energy_distance(x, y, n_projections=20)), rel=1e-12
+    )
+
+
+def _mixture(n: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[-2.0] + [0.0] * (d - 1), [2.0] + [0.0] * (d - 1)], dtype=torch.float64)
+    k = torch.randint(0, 2, (n,), generator=g)
+    return centers[k] + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["gauss-shift-2d", "gauss-shift-5d", "mixture-vs-gauss-3d"],
+)
+def test_exact_and_sliced_agree(device: torch.device, case: str) -> None:
+    if case == "gauss-shift-2d":
+        x, y = _gauss(1200, 2, 0), _gauss(1000, 2, 1, shift=0.3)
+    elif case == "gauss-shift-5d":
+        x, y = _gauss(1200, 5, 2), _gauss(1000, 5, 3, shift=0.3)
+    else:
+        x, y = _mixture(1200, 3, 4), _gauss(1000, 3, 5, scale=1.5)
+    x, y = x.to(device), y.to(device)
+    exact = float(M.energy_distance(x, y))
+    sliced = M.sliced_energy_distance(x, y, n_projections=400, seed=1)
+    # the sliced estimator is unbiased for the same V-statistic: only direction noise remains
+    assert abs(float(sliced) - exact) < 4 * sliced.protocol["std_error"] + 1e-9
+    assert sliced.protocol["std_error"] < 0.2 * exact
+    unb = M.sliced_energy_distance(x, y, n_projections=400, seed=1, unbiased=True)
+    exact_u = float(M.energy_distance(x, y, unbiased=True))
+    assert abs(float(unb) - exact_u) < 4 * unb.protocol["std_error"] + 1e-9
+
+
+def test_sliced_deterministic_and_constant() -> None:
+    x, y = _gauss(300, 4, 0), _gauss(300, 4, 1, shift=0.2)
+    a = M.sliced_energy_distance(x, y, n_projections=30, seed=7)
+    b = M.sliced_energy_distance(x, y, n_projections=30, seed=7, batch_size=7, num_workers=2)
+    c = M.sliced_energy_distance(x, y, n_projections=30, seed=8)
+    assert float(a) == pytest.approx(float(b), rel=1e-12)
+    assert float(a) != float(c)
+    assert a.protocol["n_projections"] == 30 and a.protocol["seed"] == 7
+    assert M.slicing_constant(1) == pytest.approx(1.0)
+    assert M.slicing_constant(2) == pytest.approx(math.pi / 2)
+    assert M.slicing_constant(3) == pytest.approx(2.0)
+    # large d stays finite (log-gamma)
+    assert M.slicing_constant(1600) == pytest.approx(math.sqrt(math.pi * 1600 / 2), rel=1e-3)
+
+
+def test_sliced_float32_input_matches_float64() -> None:
+    x, y = _gauss(500, 2, 0), _gauss(400, 2, 1, shift=0.5)
+    v64 = float(M.sliced_energy_distance(x, y, n_projections=50))
+    v32 = float(M.sliced_energy_distance(x.float(), y.float(), n_projections=50))
+    assert v32 == pytest.approx(v64, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- sampling error
+
+
+class _ToyTarget:
+    name = "toy"
+    dim = 2
+    means = None
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, 2, generator=generator)
+
+
+def test_sampling_error_deterministic() -> None:
+    t = _ToyTarget()
+    a = M.sampling_error(t, 400, seed=3, n_projections=50)
+    b = M.sampling_error(t, 400, seed=3, n_projections=50)
+    c = M.sampling_error(t, 400, seed=4, n_projections=50)
+    assert float(a) == float(b) and float(a) != float(c)
+    assert 0.0 < float(a) < 0.05
+    p = a.protocol
+    assert p["metric"] == "sampling_error" and p["base_metric"] == "sliced_energy_distance"
+    assert p["n"] == 400 and p["seed"] == 3 and p["target"] == "toy"
+    assert p["base_protocol"]["n_projections"] == 50
+    w = M.sampling_error(t, 100, metric=M.w2_squared)
+    assert w.protocol["base_metric"] == "w2_squared" and float(w) > 0
+
+
+# --------------------------------------------------------------------------- W2
+
+
+def test_w2_identical_zero_and_shift() -> None:
+    x = _gauss(300, 3, 0)
+    assert abs(float(M.w2_squared(x, x))) < 1e-9
+    delta = 0.8
+    x1, y1 = _gauss(1500, 1, 1), _gauss(1500, 1, 2, shift=delta)
+    v = M.w2_squared(x1, y1)
+    assert float(v) == pytest.approx(delta**2, abs=0.06)
+    assert v.protocol["converged"] and v.protocol["result_code"] == 1
+    # 1-D: W2^2 between empirical measures of equal size is the sorted matching
+    sorted_cost = float(((torch.sort(x1[:, 0]).values - torch.sort(y1[:, 0]).values) ** 2).mean())
+    assert float(v) == pytest.approx(sorted_cost, rel=1e-9)
+    # shifted copy: exactly delta^2
+    assert float(M.w2_squared(x, x + torch.tensor([delta, 0.0, 0.0], dtype=torch.float64))) == pytest.approx(
+        delta**2, rel=1e-9
+    )
+
+
+def test_w2_symmetric_and_permutation_invariant() -> None:
+    x, y = _gauss(120, 2, 0), _gauss(100, 2, 1, shift=0.5)
+    v = float(M.w2_squared(x, y))
+    assert float(M.w2_squared(y, x)) == pytest.approx(v, rel=1e-9)
+    assert float(M.w2_squared(x.flip(0), y)) == pytest.approx(v, rel=1e-9)
+
+
+def test_w2_warns_without_convergence() -> None:
+    x, y = _gauss(60, 2, 0), _gauss(60, 2, 1, shift=1.0)
+    with pytest.warns(RuntimeWarning, match="did not report an optimal"):
+        v = M.w2_squared(x, y, num_iter_max=3)
+    assert v.protocol["converged"] is False
+
+
+# --------------------------------------------------------------------------- log Z
+
+
+def _logz_case(n: int, d: int = 2) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """g = 3.7 N(0, I), p = N(0.1, 1.2^2 I), x ~ p: log Z = log 3.7, KL(p, q) analytic."""
+    mu, sigma, z = 0.1, 1.2, 3.7
+    x = _gauss(n, d, 11, shift=mu, scale=sigma)
+    log_norm = -0.5 * d * math.log(2 * math.pi)
+    log_g = math.log(z) + log_norm - 0.5 * (x**2).sum(1)
+    log_p = log_norm - d * math.log(sigma) - 0.5 * (((x - mu) / sigma) ** 2).sum(1)
+    kl = 0.5 * d * (sigma**2 + mu**2 - 1.0 - 2.0 * math.log(sigma))
+    return log_g, log_p, math.log(z), kl
+
+
+def test_log_z_estimators_known_constant() -> None:
+    log_g, log_p, log_z, kl = _logz_case(20000)
+    imp = M.log_z_importance(log_g, log_p)
+    assert float(imp) == pytest.approx(log_z, abs=0.02)
+    elbo = M.log_z_elbo(log_g, log_p)
+    assert float(elbo) < log_z
+    assert float(elbo) == pytest.approx(log_z - kl, abs=4 * elbo.protocol["std_error"])
+    assert 0.5 < imp.protocol["ess_fraction"] < 1.0
+    assert imp.protocol["ess"] == pytest.approx(imp.protocol["ess_fraction"] * 20000)
+    # numpy input and the exact density (p = q) give log Z exactly
+    exact = M.log_z_elbo(log_g.numpy(), log_g.numpy() - log_z)
+    assert float(exact) == pytest.approx(log_z, abs=1e-12)
+
+
+def test_effective_sample_size() -> None:
+    lg = torch.full((500,), -3.0)
+    assert float(M.effective_sample_size(lg, torch.zeros(500))) == pytest.approx(500.0)
+    assert float(M.effective_sample_size(lg, torch.zeros(500), fraction=True)) == pytest.approx(1.0)
+    dominated = torch.zeros(100)
+    dominated[7] = 50.0
+    assert float(M.effective_sample_size(dominated, torch.zeros(100))) == pytest.approx(1.0, abs=1e-10)
+    # -inf in log g is a zero weight
+    half = torch.zeros(10)
+    half[:5] = -math.inf
+    assert float(M.effective_sample_size(half, torch.zeros(10))) == pytest.approx(5.0)
+    assert float(M.log_z_importance(half, torch.zeros(10))) == pytest.approx(math.log(0.5))
+
+
+def test_log_z_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="same shape"):
+        M.log_z_elbo(torch.zeros(5), torch.zeros(6))
+    bad = torch.zeros(5)
+    bad[1] = float("nan")
+    with pytest.raises(ValueError, match="log_g has 1 NaN"):
+        M.log_z_importance(bad, torch.zeros(5))
+    with pytest.raises(ValueError, match=r"log_p has 1 \+inf"):
+        M.log_z_elbo(torch.zeros(5), torch.tensor([0.0, 0, 0, 0, math.inf]))
+    with pytest.raises(ValueError, match="all importance weights are zero"):
+        M.effective_sample_size(torch.full((3,), -math.inf), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        M.log_z_elbo(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+# --------------------------------------------------------------------------- mode weights
+
+
+def _assigned_points(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    means = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], device=device)
+    counts = [5, 3, 2]
+    g = torch.Generator().manual_seed(0)
+    pts = [means[k].cpu() + 0.1 * torch.randn(c, 2, generator=g) for k, c in enumerate(counts)]
+    return torch.cat(pts).to(device), means
+
+
+def test_mode_weights_and_mse(device: torch.device) -> None:
+    x, means = _assigned_points(device)
+    w = M.mode_weights(x, means, chunk_size=3)
+    assert w.shape == (3,) and w.device.type == device.type
+    assert w.cpu().tolist() == pytest.approx([0.5, 0.3, 0.2])
+    expected_sum = (0.5 - 1 / 3) ** 2 + (0.3 - 1 / 3) ** 2 + (0.2 - 1 / 3) ** 2
+    v = M.mode_mse(x, means)
+    assert float(v) == pytest.approx(expected_sum)
+    assert v.protocol["reduction"] == "sum" and v.protocol["mode_weights"] == pytest.approx([0.5, 0.3, 0.2])
+    assert float(M.mode_mse(x, means, reduction="mean")) == pytest.approx(expected_sum / 3)
+    assert float(M.mode_mse(x, means, weights=[0.5, 0.3, 0.2])) == pytest.approx(0.0, abs=1e-15)
+    assert float(M.mode_mse(x.cpu().numpy(), means.cpu().numpy())) == pytest.approx(expected_sum)
+
+
+def test_mode_mse_bad_inputs() -> None:
+    x, means = _assigned_points(torch.device("cpu"))
+    with pytest.raises(ValueError, match="reduction"):
+        M.mode_mse(x, means, reduction="max")
+    with pytest.raises(ValueError, match="one entry per mean"):
+        M.mode_mse(x, means, weights=[0.5, 0.5])
+    with pytest.raises(ValueError, match="same dimension"):
+        M.mode_weights(x, torch.zeros(3, 3))
+
+
+# --------------------------------------------------------------------------- input validation
+
+
+def test_bad_sample_inputs() -> None:
+    x = _gauss(10, 2, 0)
+    with pytest.raises(ValueError, match=r"same dimension, got d=2 .* and d=3"):
+        M.energy_distance(x, _gauss(10, 3, 1))
+    with pytest.raises(ValueError, match="same dimension"):
+        M.sliced_energy_distance(x, _gauss(10, 3, 1))
+    with pytest.raises(ValueError, match="same dimension"):
+        M.w2_squared(x, _gauss(10, 3, 1))
+    bad = x.clone()
+    bad[2, 0] = float("nan")
+    bad[5, 1] = float("inf")
+    bad[5, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"x has 2 of 10 samples with non-finite entries \(2 NaN and 1 inf"):
+        M.energy_distance(bad, x)
+    with pytest.raises(ValueError, match=r"y has 2 of 10 samples"):
+        M.sliced_energy_distance(x, bad.numpy())
+    with pytest.raises(ValueError, match="non-finite"):
+        M.w2_squared(x, bad)
+    with pytest.raises(ValueError, match=r"shape \(n, d\) or \(n,\)"):
+        M.energy_distance(torch.zeros(2, 2, 2), x)
+    with pytest.raises(ValueError, match="empty"):
+        M.energy_distance(torch.zeros(0, 2), x)
+    with pytest.raises(ValueError, match="n_projections"):
+        M.sliced_energy_distance(x, x, n_projections=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        M.energy_distance(x, x, chunk_size=0)
+    with pytest.raises(ValueError, match="unbiased=True needs"):
+        M.energy_distance(x[:1], x, unbiased=True)
+    with pytest.raises(TypeError, match="sample"):
+        M.sampling_error(object(), 10)

@@ -1,0 +1,252 @@
+"""The importance corrected neural JKO model: densities, Theorem 4.2, save/load, resume, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import jkoic
+from jkoic import Config, Sampler
+from jkoic.metrics import energy_distance
+from jkoic.model import CheckpointError
+
+
+def tiny_config(**kw) -> Config:
+    base = dict(n_flow_steps=1, n_blocks=1, rejections_per_block=2, tau0=0.05, tau_base=4.0, hidden=16,
+                n_iters=40, batch_size=256, dataset_size=20000, solver="rk4", train_steps=3, adjoint=False,
+                sample_steps=3, lr=1e-2)
+    base.update(kw)
+    return Config(**base)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Sampler:
+    torch.manual_seed(0)
+    return Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False)
+
+
+def test_schedule_matches_paper_layout():
+    kinds = [k for k, _ in jkoic.schedule(jkoic.preset("8peaky"))]
+    assert "".join(k[0].upper() for k in kinds) == "CCCRRRCRRRCRRRCRRR"  # the authors' 8 Peaky checkpoint
+    taus = [t for k, t in jkoic.schedule(jkoic.preset("8peaky")) if k == "cnf"]
+    assert taus == pytest.approx([0.01 * 4**i for i in range(6)])
+    must = jkoic.schedule(jkoic.preset("mustache"))
+    assert sum(k == "cnf" for k, _ in must) == 12 and sum(k == "rejection" for k, _ in must) == 18
+    gmm = jkoic.schedule(jkoic.preset("gmm", dim=10))
+    assert sum(k == "cnf" for k, _ in gmm) == 10 and sum(k == "rejection" for k, _ in gmm) == 18
+    assert all(k == "cnf" for k, _ in jkoic.schedule(jkoic.preset("8peaky", rejection=False)))
+
+
+def test_trained_layers_and_log(trained):
+    assert trained.layer_kinds() == ["cnf", "cnf", "rejection", "rejection"]
+    assert len(trained.log) == 4
+    for entry in trained.log:
+        assert {"layer", "kind", "train_seconds", "log_z_elbo"} <= set(entry)
+    for layer in trained.layers[2:]:
+        assert layer.params.mean_alpha == pytest.approx(0.8, abs=1e-6)
+
+
+def test_log_prob_agrees_with_sampled_log_p(trained):
+    x, log_p = trained.sample(3000, seed=1)
+    assert x.shape == (3000, 2) and log_p.shape == (3000,)
+    assert torch.allclose(trained.log_prob(x), log_p, atol=2e-3)
+
+
+def test_log_prob_agreement_converges_with_solver_steps(trained, tmp_path):
+    fine = Sampler.load(trained.save(tmp_path / "m.pt")).to(torch.float64).set_sample_steps(40)
+    x, log_p = fine.sample(2000, seed=1)
+    assert torch.allclose(fine.log_prob(x), log_p, atol=1e-7)
+
+
+def test_model_density_integrates_to_one(trained):
+    # Theorem 4.2 with E[alpha] frozen from N samples: normalised up to the Corollary 4.3 error
+    xs = torch.linspace(-3.0, 1.5, 301)
+    ys = torch.linspace(-2.25, 2.25, 301)
+    gx, gy = torch.meshgrid(xs, ys, indexing="ij")
+    pts = torch.stack([gx.flatten(), gy.flatten()], -1)
+    dens = trained.log_prob(pts).exp().view(301, 301)
+    integral = torch.trapezoid(torch.trapezoid(dens, ys, dim=1), xs).item()
+    n_rej = sum(k == "rejection" for k in trained.layer_kinds())
+    assert abs(integral - 1) < 4 * 0.5 * math.sqrt(n_rej / trained.config.dataset_size) + 1e-3
+
+
+def test_samples_follow_model_density(trained):
+    # Theorem 4.2 numerically: a histogram of model samples matches the integrated model density
+    n = 60000
+    x, _ = trained.sample(n, seed=5)
+    bins = 12
+    lo, hi = torch.tensor([-2.4, -1.4]), torch.tensor([0.6, 1.4])
+    counts = torch.histogramdd(x.double(), bins=[bins, bins], range=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()]).hist
+    sub = 20
+    edges = [torch.linspace(lo[i].item(), hi[i].item(), bins * sub + 1) for i in range(2)]
+    mids = [(e[1:] + e[:-1]) / 2 for e in edges]
+    gx, gy = torch.meshgrid(mids[0], mids[1], indexing="ij")
+    dens = trained.log_prob(torch.stack([gx.flatten(), gy.flatten()], -1)).double().exp().view(bins * sub, bins * sub)
+    cell = float((edges[0][1] - edges[0][0]) * (edges[1][1] - edges[1][0]))
+    probs = dens.view(bins, sub, bins, sub).sum((1, 3)) * cell
+    expected = n * probs
+    mask = expected > 20
+    chi2 = float((((counts - expected) ** 2) / expected)[mask].sum())
+    dof = int(mask.sum())
+    assert dof > 30
+    assert chi2 < dof + 5 * math.sqrt(2 * dof)
+
+
+def test_training_reduces_energy_distance():
+    # two separated, unequal-looking-from-the-latent modes: CNF steps move mass, rejection fixes weights
+    target = jkoic.targets.GaussianMixture("two", torch.tensor([[2.0, 0.5], [-1.0, -1.5]]), 0.25)
+    truth = target.sample(4000, generator=torch.Generator().manual_seed(0))
+    cfg = tiny_config(n_iters=150, tau0=0.1)
+    untrained = Sampler(target, cfg)
+    trained = Sampler(target, cfg).fit(seed=0, progress=False)
+    x0, _ = untrained.sample(4000, seed=0)
+    x1, _ = trained.sample(4000, seed=0)
+    e0, e1 = float(energy_distance(x0, truth)), float(energy_distance(x1, truth))
+    assert e1 < 0.25 * e0
+
+
+def test_rejection_improves_elbo(trained):
+    stats_before = trained.log[1]["log_z_elbo"]  # after the CNF steps
+    stats_after = trained.log[3]["log_z_elbo"]  # after two rejection steps
+    assert stats_after > stats_before
+
+
+def test_seeded_training_is_reproducible(trained):
+    again = Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False)
+    for a, b in zip(trained.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(trained.sample(500, seed=2)[0], again.sample(500, seed=2)[0])
+
+
+def test_save_load_gives_identical_samples(trained, tmp_path):
+    path = trained.save(tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)  # no pickled objects
+    assert raw["format"] == "jkoic.Sampler"
+    loaded = Sampler.load(path)
+    assert loaded.target.name == "8modes" and loaded.layer_kinds() == trained.layer_kinds()
+    xa, la = trained.sample(1000, seed=11)
+    xb, lb = loaded.sample(1000, seed=11)
+    assert torch.equal(xa, xb) and torch.equal(la, lb)
+    assert loaded.log == trained.log
+
+
+def test_resume_equals_uninterrupted_training(trained, tmp_path):
+    ckpt = tmp_path / "run.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(model, entry):
+        if entry["layer"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False, checkpoint=ckpt,
+                                                                callback=stop_after_two)
+    partial = Sampler.load(ckpt)
+    assert partial.n_layers == 2 and not partial.is_trained
+    resumed = Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False, checkpoint=ckpt)
+    assert resumed.is_trained
+    assert torch.equal(resumed.sample(800, seed=4)[0], trained.sample(800, seed=4)[0])
+    with pytest.raises(ValueError, match="seed"):
+        Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=4, progress=False, checkpoint=ckpt)
+
+
+def test_sampling_is_chunked_and_seeded(trained):
+    a = trained.sample(5000, seed=9, chunk_size=700)
+    b = trained.sample(5000, seed=9, chunk_size=700)
+    assert torch.equal(a[0], b[0])
+    assert a[0].shape == (5000, 2)
+    x, lp, lg = trained.sample(10, seed=1, return_log_g=True)
+    assert torch.allclose(lg, jkoic.targets.get("8modes").log_prob(x))
+    assert trained.sample(0, seed=1)[0].shape == (0, 2)
+
+
+def test_log_z_estimates(trained):
+    est = trained.log_z(5000, seed=0)
+    assert est["elbo"] <= est["importance"] + 1e-9  # Jensen
+    assert 0 < est["ess_fraction"] <= 1
+    assert abs(est["importance"]) < 0.2  # 8 modes is normalised: log Z = 0
+
+
+def test_ablation_without_rejection():
+    cfg = tiny_config(rejection=False, n_iters=5)
+    model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    assert model.layer_kinds() == ["cnf", "cnf"]
+
+
+def test_user_callable_target_five_lines():
+    def log_g(x):  # unnormalised N((1, -1), 0.5^2 I) times 7
+        return math.log(7.0) - 2.0 * (x - torch.tensor([1.0, -1.0])).square().sum(-1)
+
+    model = Sampler(log_g, tiny_config(n_iters=150, tau0=0.5), dim=2).fit(seed=0, progress=False)
+    x, log_p = model.sample(4000, seed=0)
+    assert (x.mean(0) - torch.tensor([1.0, -1.0])).abs().max() < 0.15
+    assert model.log_z(4000, seed=1)["importance"] == pytest.approx(math.log(7.0 * 2 * math.pi * 0.25), abs=0.05)
+
+
+def test_device(device):
+    model = Sampler(jkoic.targets.get("8modes"), tiny_config(n_iters=3), device=device).fit(seed=0, progress=False)
+    x, lp = model.sample(100, seed=0)
+    assert x.device.type == device.type and torch.isfinite(lp).all()
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: torch.full((x.shape[0],), float("nan")), "NaN"),
+    (lambda x: torch.full((x.shape[0],), float("inf")), "inf"),
+    (lambda x: x.sum(), "shape"),
+    (lambda x: x, "shape"),
+])
+def test_bad_user_density_gives_clear_error(bad, match):
+    model = Sampler(bad, tiny_config(n_iters=2), dim=2)
+    with pytest.raises(ValueError, match=match):
+        model.fit(seed=0, progress=False)
+
+
+def test_bad_inputs(trained, tmp_path):
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        trained.log_prob(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        trained.log_prob(torch.tensor([[float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="non-negative int"):
+        trained.sample(-1)
+    with pytest.raises(ValueError, match="rejection_rate"):
+        tiny_config(rejection_rate=1.5)
+    with pytest.raises(ValueError, match="unknown Config field"):
+        Config.from_dict({"n_flow_stepz": 1})
+    with pytest.raises(TypeError, match="dim"):
+        Sampler(lambda x: x.sum(-1))  # no dim
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable jkoic checkpoint"):
+        Sampler.load(bad)
+    good = trained.save(tmp_path / "ok.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(CheckpointError):
+        Sampler.load(truncated)
+    other = tmp_path / "other.pt"
+    torch.save({"hello": 1}, other)
+    with pytest.raises(CheckpointError, match="format marker"):
+        Sampler.load(other)
+    with pytest.raises(FileNotFoundError):
+        Sampler.load(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="dimension"):
+        Sampler.load(good, jkoic.targets.get("funnel"))
+
+
+def test_save_is_atomic(trained, tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    trained.save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        trained.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
