@@ -77,15 +77,19 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
-        positive_ints = ["n_blocks", "rejections_per_block", "n_hidden_layers", "n_iters", "batch_size",
+        positive_ints = ["rejections_per_block", "n_hidden_layers", "n_iters", "batch_size",
                          "dataset_size", "lr_decay_every", "train_steps", "n_probes_train", "n_probes_eval",
                          "chunk_size", "gradient_flow_steps", "early_stop_window"]
         for name in positive_ints:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"Config.{name} must be a positive int, got {v!r}")
-        if not isinstance(self.n_flow_steps, int) or self.n_flow_steps < 0:
-            raise ValueError(f"Config.n_flow_steps must be a non-negative int, got {self.n_flow_steps!r}")
+        for name in ("n_flow_steps", "n_blocks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"Config.{name} must be a non-negative int, got {v!r}")
+        if self.n_flow_steps + self.n_blocks == 0 and self.gradient_flow_time is None:
+            raise ValueError("Config has no layers: n_flow_steps + n_blocks must be positive")
         for name in ["tau0", "tau_base", "lr", "latent_scale", "atol", "rtol"]:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0:

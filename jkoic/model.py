@@ -278,6 +278,7 @@ class Sampler(nn.Module):
         chunk_size: int | None = None,
         progress: bool = False,
         return_log_g: bool = False,
+        upto: int | None = None,
     ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         """Draw ``n`` iid samples and their model log density ``log p``.
 
@@ -288,11 +289,14 @@ class Sampler(nn.Module):
             chunk_size: samples per chunk (bounds memory for any ``n``); default 50000.
             progress: show a tqdm bar over the chunks.
             return_log_g: also return the target's ``log g`` at the samples.
+            upto: sample the model made of the first ``upto`` layers only (0: the latent).
         Returns:
             ``(x, log_p)`` or ``(x, log_p, log_g)`` with shapes (n, d), (n,), (n,).
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
+        if upto is not None and not 0 <= upto <= self.n_layers:
+            raise ValueError(f"upto must lie in [0, {self.n_layers}], got {upto}")
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
         gen = self._new_generator(seed)
@@ -305,7 +309,7 @@ class Sampler(nn.Module):
             done = 0
             while done < n:
                 m = min(chunk, n - done)
-                b = self._sample_batch(m, gen)
+                b = self._sample_batch(m, gen, upto)
                 xs.append(b.x)
                 lps.append(b.log_p)
                 if return_log_g:
@@ -319,6 +323,41 @@ class Sampler(nn.Module):
             lg = torch.cat(lgs) if lgs else torch.empty(0, device=self.device, dtype=self.dtype)
             return x, lp, lg
         return x, lp
+
+    @torch.no_grad()
+    def sample_path(self, n: int, *, seed: int | None = None) -> list[dict[str, Any]]:
+        """Follow ``n`` samples through every layer (for Figures 1, 3 and 4 of the paper).
+
+        Returns one dict per stage (the latent first, then one per layer) with ``x``,
+        ``log_p``, ``kind`` and, for a rejection layer, ``rejected`` (which incoming points
+        were rejected, a mask over the previous stage's points) and ``resampled`` (which
+        outgoing points are fresh draws from the model below).
+        """
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        gen = self._new_generator(seed)
+        self._buffers_by_layer.clear()
+        b = self._latent(n, gen)
+        stages: list[dict[str, Any]] = [{"kind": "latent", "x": b.x, "log_p": b.log_p}]
+        for k, layer in enumerate(self.layers):
+            if isinstance(layer, _FlowLayer):
+                x, ld = self._push(layer, b.x, gen)
+                b = _Batch(x, b.log_p - ld)
+                stages.append({"kind": layer.kind, "x": b.x, "log_p": b.log_p})
+                continue
+            p = layer.params
+            lg = b.log_g if b.log_g is not None else self._log_g(b.x)
+            la = log_alpha(lg, b.log_p, p.log_c)
+            rejected = torch.log(torch.rand(n, generator=gen, device=self.device, dtype=self.dtype)) > la
+            used = self._draw(k, int(rejected.sum()), gen)  # fresh iid draws of the model below
+            x, lp, lg = b.x.clone(), b.log_p.clone(), lg.clone()
+            x[rejected], lp[rejected] = used.x, used.log_p
+            lg[rejected] = used.log_g if used.log_g is not None else self._log_g(used.x)
+            b = _Batch(x, lp + log_density_factor(log_alpha(lg, lp, p.log_c), p.mean_alpha), lg)
+            stages[-1]["rejected"] = rejected
+            stages.append({"kind": "rejection", "x": b.x, "log_p": b.log_p, "resampled": rejected.clone()})
+        self._buffers_by_layer.clear()
+        return stages
 
     # ------------------------------------------------------------------ density
     @torch.no_grad()

@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -370,3 +369,90 @@ def test_bad_sample_inputs() -> None:
         M.energy_distance(x[:1], x, unbiased=True)
     with pytest.raises(TypeError, match="sample"):
         M.sampling_error(object(), 10)
+
+
+# --------------------------------------------------------------------------- Sinkhorn
+
+
+def test_sinkhorn_identical_zero_and_symmetric() -> None:
+    x, y = _gauss(40, 2, 0), _gauss(35, 2, 1, shift=0.7)
+    assert abs(float(M.sinkhorn_divergence(x, x, eps=0.5, method="sinkhorn"))) < 1e-6
+    assert abs(float(M.sinkhorn_divergence(x, x, eps=1e-3, method="exact"))) < 1e-9
+    v = M.sinkhorn_divergence(x, y, eps=1.0, method="sinkhorn")
+    assert v.protocol["converged"] and v.protocol["method"] == "sinkhorn"
+    assert float(v) > 0
+    assert float(M.sinkhorn_divergence(y, x, eps=1.0, method="sinkhorn")) == pytest.approx(float(v), rel=1e-5)
+    assert float(M.sinkhorn_divergence(x.flip(0), y, eps=1.0, method="sinkhorn")) == pytest.approx(float(v), rel=1e-5)
+    terms = v.protocol["terms"]
+    assert set(terms) == {"xy", "xx", "yy"}
+    assert terms["xy"]["value"] == pytest.approx(terms["xy"]["transport"] + terms["xy"]["entropic"])
+
+
+def test_sinkhorn_approaches_w2_and_respects_bound() -> None:
+    x, y = _gauss(30, 2, 2), _gauss(30, 2, 3, shift=0.5)
+    w2 = float(M.w2_squared(x, y))
+    exact = M.sinkhorn_divergence(x, y, eps=0.05)  # auto: bound 0.17 is not small against mean cost ~2.5
+    assert exact.protocol["method"] == "sinkhorn"
+    assert abs(float(exact) - w2) <= 0.05 * math.log(30) + 1e-6
+    limit = M.sinkhorn_divergence(x, y, eps=1e-3, method="exact")
+    assert float(limit) == pytest.approx(w2, rel=1e-12)
+    assert limit.protocol["max_abs_deviation"] == pytest.approx(1e-3 * math.log(30))
+    # auto picks the exact limit when eps is tiny against the costs (GMM40-50D regime)
+    far = M.sinkhorn_divergence(x * 100, y * 100, eps=1e-3)
+    assert far.protocol["method"] == "exact"
+
+
+def test_sinkhorn_warns_without_convergence() -> None:
+    x, y = _gauss(30, 2, 0), _gauss(30, 2, 1, shift=2.0)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        v = M.sinkhorn_divergence(x, y, eps=1e-3, method="sinkhorn", max_iter=5)
+    assert v.protocol["converged"] is False
+
+
+def test_sinkhorn_bad_inputs() -> None:
+    x = _gauss(10, 2, 0)
+    with pytest.raises(ValueError, match="eps"):
+        M.sinkhorn_divergence(x, x, eps=0.0)
+    with pytest.raises(ValueError, match="method"):
+        M.sinkhorn_divergence(x, x, method="greenkhorn")
+    with pytest.raises(ValueError, match="same dimension"):
+        M.sinkhorn_divergence(x, _gauss(10, 3, 1))
+
+
+def test_sinkhorn_protocol_deterministic() -> None:
+    t = _ToyTarget()
+
+    def model(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, 2, generator=generator) + 0.3
+
+    a = M.sinkhorn_protocol(model, t, n=40, n_evals=3, seed=1, eps=1.0)
+    b = M.sinkhorn_protocol(model, t, n=40, n_evals=3, seed=1, eps=1.0)
+    assert float(a) == float(b)
+    p = a.protocol
+    assert p["n_evals"] == 3 and len(p["values"]) == 3 and p["n"] == 40 and p["eps"] == 1.0
+    assert float(a) == pytest.approx(float(np.mean(p["values"])))
+    assert p["std"] == pytest.approx(float(np.std(p["values"])))
+    # a sampler without a generator argument is seeded through the global RNG, which is restored
+    state = torch.get_rng_state()
+    c = M.sinkhorn_protocol(lambda n: torch.randn(n, 2) + 0.3, t, n=40, n_evals=2, eps=1.0)
+    d = M.sinkhorn_protocol(lambda n: torch.randn(n, 2) + 0.3, t, n=40, n_evals=2, eps=1.0)
+    assert float(c) == float(d)
+    assert torch.equal(state, torch.get_rng_state())
+    # pre-drawn samples are split into consecutive blocks
+    pool = model(120, torch.Generator().manual_seed(0))
+    e = M.sinkhorn_protocol(pool, t, n=40, n_evals=3, eps=1.0)
+    assert e.protocol["model_samples"] == "pre-drawn blocks"
+    with pytest.raises(ValueError, match="fewer than n \\* n_evals"):
+        M.sinkhorn_protocol(pool, t, n=40, n_evals=4, eps=1.0)
+
+
+def test_sinkhorn_protocol_seeded_sampler_returning_tuple() -> None:
+    t = _ToyTarget()
+
+    def sampler(n: int, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)) - 0.2
+        return x, torch.zeros(n)
+
+    a = M.sinkhorn_protocol(sampler, t, n=30, n_evals=2, seed=5, eps=1.0)
+    b = M.sinkhorn_protocol(sampler, t, n=30, n_evals=2, seed=5, eps=1.0)
+    assert float(a) == float(b) and float(a) > 0

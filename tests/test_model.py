@@ -250,3 +250,31 @@ def test_save_is_atomic(trained, tmp_path, monkeypatch):
         trained.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_sample_path_and_upto(trained):
+    stages = trained.sample_path(3000, seed=0)
+    assert [s["kind"] for s in stages] == ["latent", "cnf", "cnf", "rejection", "rejection"]
+    rate = stages[2]["rejected"].float().mean().item()
+    assert abs(rate - 0.2) < 4 * math.sqrt(0.2 * 0.8 / 3000)  # the fitted rejection rate
+    assert torch.equal(stages[3]["resampled"], stages[2]["rejected"])
+    last = stages[-1]
+    assert torch.allclose(trained.log_prob(last["x"]), last["log_p"], atol=2e-3)
+    x0, lp0 = trained.sample(2000, seed=1, upto=0)
+    assert torch.allclose(lp0, torch.distributions.Normal(0.0, 1.0).log_prob(x0).sum(-1), atol=1e-5)
+    x2, lp2 = trained.sample(2000, seed=1, upto=2)
+    assert torch.allclose(trained.log_prob(x2, upto=2), lp2, atol=2e-3)
+    with pytest.raises(ValueError, match="upto"):
+        trained.sample(10, upto=9)
+
+
+def test_reverse_kl_cnf_and_neural_jko_baselines():
+    from jkoic.baselines import neural_jko, reverse_kl_cnf
+
+    cfg = tiny_config(n_iters=4)
+    kl = reverse_kl_cnf(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    assert kl.layer_kinds() == ["cnf"] and kl.config.n_iters == 8 and kl.config.tau0 >= 1e12
+    jko = neural_jko(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    assert jko.layer_kinds() == ["cnf", "cnf"]
+    with pytest.raises(ValueError, match="no layers"):
+        tiny_config(n_flow_steps=0, n_blocks=0)

@@ -1,4 +1,5 @@
-"""Baselines of the paper: MALA, HMC (App. E.5) and a reverse-KL coupling flow (Table 7).
+"""Baselines of the paper: MALA, HMC (App. E.5), neural JKO without rejection (Sec. 5), and
+reverse-KL flows (Table 7): a CNF with the JKO architecture and a coupling flow.
 
 The coupling flow needs the optional dependency ``zuko`` (``pip install
 'jkoic[baselines]'``); it is imported lazily so that the MCMC samplers work
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .jko import neural_jko, reverse_kl_cnf, reverse_kl_cnf_config
 from .mcmc import MCMCResult, Target, hmc, mala
 
-__all__ = ["CouplingFlow", "MCMCResult", "Target", "hmc", "mala", "train_reverse_kl"]
+__all__ = ["CouplingFlow", "MCMCResult", "Target", "hmc", "mala", "neural_jko", "reverse_kl_cnf",
+           "reverse_kl_cnf_config", "train_reverse_kl"]
 
 _LAZY = {"CouplingFlow", "train_reverse_kl"}
 

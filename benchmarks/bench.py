@@ -1,0 +1,200 @@
+"""Speed and memory benchmark of jkoic on this machine (issue: performance).
+
+Prints, for each goal, the measured time / memory, the quality reached and the goal, as a
+table, and writes the numbers to ``benchmarks/results.json``. Each case runs in a fresh
+process so its peak resident memory is its own.
+
+Cases (``--cases``, default: all but ``suite``):
+
+- ``train8peaky``: 8 Peaky with the ``fast`` preset (the notebooks' cpu profile), training +
+  drawing 50000 evaluation samples; sliced energy distance (authors' protocol) and mode MSE.
+  Repeated ``--repeats`` times with different seeds; medians reported. Saves the model.
+- ``sample50k``: 50000 samples with densities from the trained 8 Peaky model (6 CNF + 12
+  rejection layers).
+- ``sample1m``: 1,000,000 samples with densities from that model: seconds and peak RSS.
+- ``energy``: exact energy distance 50000 vs 50000 in 2-D (seconds, peak RSS).
+- ``sliced``: sliced energy distance 50000 vs 50000 in 2-D.
+- ``suite``: Mustache, 8 Modes, Funnel and GMM-10 with the fast preset against the paper's
+  JKO-IC numbers of Tables 1, 2, 4 (long: minutes each).
+
+Usage::
+
+    python benchmarks/bench.py                      # all quick cases
+    python benchmarks/bench.py --cases suite        # the long per-target suite
+    python benchmarks/bench.py --repeats 3 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MODEL_PATH = HERE / ".cache" / "8peaky_fast_seed0.pt"
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _setup(threads: int) -> Any:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _train(name: str, seed: int, threads: int, save: str | None = None, **kw: Any) -> dict[str, Any]:
+    torch = _setup(threads)
+    import jkoic
+    from jkoic import metrics
+
+    target = jkoic.targets.get(name, **kw)
+    model = jkoic.Sampler(target, jkoic.preset(name, "fast", dim=kw.get("dim")))
+    t0 = time.perf_counter()
+    model.fit(seed=seed, progress=False)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    x, log_p, log_g = model.sample(50000, seed=seed + 1000, return_log_g=True)
+    t_sample = time.perf_counter() - t0
+    out: dict[str, Any] = {"target": name, "seed": seed, "train_s": t_train, "sample_s": t_sample,
+                           "total_s": t_train + t_sample, "log_z": float(metrics.log_z_elbo(log_g, log_p))}
+    truth = target.sample(50000, generator=torch.Generator().manual_seed(seed + 2000))
+    out["energy"] = float(metrics.sliced_energy_distance(x, truth, seed=seed))
+    if target.means is not None:
+        out["mode_mse"] = float(metrics.mode_mse(x, target.means))
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        model.save(save)
+    out["peak_mib"] = _peak_mib()
+    return out
+
+
+def _sample(n: int, threads: int) -> dict[str, Any]:
+    _setup(threads)
+    import jkoic
+
+    model = jkoic.Sampler.load(MODEL_PATH)
+    base = _peak_mib()
+    t0 = time.perf_counter()
+    x, log_p = model.sample(n, seed=7)
+    sec = time.perf_counter() - t0
+    return {"n": n, "seconds": sec, "peak_mib": _peak_mib(), "baseline_mib": base,
+            "layers": "".join(k[0].upper() for k in model.layer_kinds())}
+
+
+def _energy(kind: str, threads: int) -> dict[str, Any]:
+    torch = _setup(threads)
+    from jkoic import metrics
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50000, 2, generator=g)
+    y = torch.randn(50000, 2, generator=g) + torch.tensor([0.05, 0.0])
+    base = _peak_mib()
+    t0 = time.perf_counter()
+    fn = metrics.energy_distance if kind == "exact" else metrics.sliced_energy_distance
+    v = float(fn(x, y))
+    return {"seconds": time.perf_counter() - t0, "value": v, "peak_mib": _peak_mib(), "baseline_mib": base}
+
+
+def _fresh(fn: Any, *args: Any, **kw: Any) -> Any:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args, kw)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+
+
+# the paper's JKO-IC numbers (Tables 1, 2, 4: mean, std)
+_PAPER = {
+    "mustache": {"energy": (2.9e-3, 4.4e-4), "log_z": (7.3e-3, 8.2e-4)},
+    "8modes": {"energy": (1.2e-5, 5.1e-6), "log_z": (5.1e-6, 2.4e-3), "mode_mse": (1.3e-5, 4.4e-6)},
+    "funnel": {"energy": (1.4e-2, 8.2e-4), "log_z": (-7.1e-3, 1.9e-3)},
+    "gmm": {"energy": (5.3e-5, 1.7e-5), "log_z": (3.5e-3, 2.0e-3), "mode_mse": (2.1e-5, 3.0e-6)},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="jkoic speed/memory benchmark")
+    p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    cases = args.cases.split(",")
+    rows: list[tuple[str, str, str, str]] = []
+    results: dict[str, Any] = {"machine": _machine(), "threads": args.threads}
+    print(f"# jkoic benchmark on {results['machine']}, threads={args.threads}", flush=True)
+    if "train8peaky" in cases or not MODEL_PATH.exists():
+        runs = []
+        for r in range(max(1, args.repeats)):
+            runs.append(_fresh(_train, "8peaky", r, args.threads, save=str(MODEL_PATH) if r == 0 else None))
+            print(f"  8peaky run {r}: {json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in runs[-1].items()})}", flush=True)
+        med = {k: statistics.median(run[k] for run in runs) for k in ("total_s", "train_s", "energy", "mode_mse")}
+        results["train8peaky"] = {"runs": runs, "median": med}
+        rows.append(("8 Peaky train + 50k eval samples (fast)", f"{med['total_s']:.0f} s (train {med['train_s']:.0f} s)",
+                     f"energy {med['energy']:.2e}, mode MSE {med['mode_mse']:.2e}", "<= 300 s, energy <= 5e-5, MSE <= 3e-5"))
+    if "sample50k" in cases:
+        r = _fresh(_sample, 50000, args.threads)
+        results["sample50k"] = r
+        rows.append((f"sample 50000 with densities ({r['layers']})", f"{r['seconds']:.1f} s", "-", "<= 10 s"))
+    if "sample1m" in cases:
+        r = _fresh(_sample, 1_000_000, args.threads)
+        results["sample1m"] = r
+        rows.append(("sample 1,000,000 with densities", f"{r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB", "-", "< 2048 MiB"))
+    if "energy" in cases:
+        r = _fresh(_energy, "exact", args.threads)
+        results["energy"] = r
+        rows.append(("exact energy distance 50k vs 50k, 2-D", f"{r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB",
+                     f"{r['value']:.3e}", "<= 60 s, < 2048 MiB"))
+    if "sliced" in cases:
+        r = _fresh(_energy, "sliced", args.threads)
+        results["sliced"] = r
+        rows.append(("sliced energy distance 50k vs 50k, 2-D", f"{r['seconds']:.2f} s", f"{r['value']:.3e}", "<= 2 s"))
+    if "suite" in cases:
+        suite = {}
+        for name, kw in [("mustache", {}), ("8modes", {}), ("funnel", {}), ("gmm", {"dim": 10})]:
+            r = _fresh(_train, name, 0, args.threads, **kw)
+            suite[name] = r
+            paper = _PAPER[name]
+            q = ", ".join(f"{k} {r[k]:.2e} (paper {paper[k][0]:.1e}±{paper[k][1]:.1e})" for k in paper if k in r)
+            rows.append((f"{name} (fast)", f"{r['total_s'] / 60:.1f} min", q, "paper ± std, <= 30 min"))
+            print(f"  {name}: {json.dumps(r)}", flush=True)
+        results["suite"] = suite
+    w = [max(len(r[i]) for r in rows + [("item", "measured", "quality", "goal")]) for i in range(4)]
+    line = " | ".join
+    print(line(h.ljust(w[i]) for i, h in enumerate(("item", "measured", "quality", "goal"))))
+    print("-+-".join("-" * x for x in w))
+    for r in rows:
+        print(line(c.ljust(w[i]) for i, c in enumerate(r)))
+    out = HERE / "results.json"
+    old = json.loads(out.read_text()) if out.exists() else {}
+    old.update(results)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(old, indent=1))
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Baselines built from the core model: neural JKO without rejection, reverse-KL CNF.
+
+References:
+    J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. ICML 2025.
+    Sec. 5 ("Neural JKO", the ablation without importance correction) and App. F.3
+    (Table 7: a CNF with the JKO architecture trained on the reverse KL alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Config
+from ..model import Sampler
+
+__all__ = ["neural_jko", "reverse_kl_cnf", "reverse_kl_cnf_config"]
+
+# A kinetic weight 1/tau of 1e-12 is zero at float32 precision: the loss is the reverse KL.
+_NO_KINETIC_TAU = 1e12
+
+
+def neural_jko(target: Any, config: Config, **kw: Any) -> Sampler:
+    """The same CNF schedule with the rejection steps switched off (an untrained model)."""
+    return Sampler(target, config.replace(rejection=False), **kw)
+
+
+def reverse_kl_cnf_config(config: Config, n_iters: int | None = None) -> Config:
+    """One CNF with the JKO architecture, trained on the reverse KL alone (no kinetic term).
+
+    Takes the width, solver and optimiser settings of ``config``; the training budget is
+    that of all its CNF steps together unless ``n_iters`` is given.
+    """
+    n_cnf = config.n_flow_steps + config.n_blocks
+    return config.replace(n_flow_steps=1, n_blocks=0, tau0=_NO_KINETIC_TAU, rejection=False,
+                          gradient_flow_time=None, n_iters=n_iters or config.n_iters * n_cnf)
+
+
+def reverse_kl_cnf(target: Any, config: Config, n_iters: int | None = None, **kw: Any) -> Sampler:
+    """An untrained reverse-KL CNF (Table 7, "continuous NF"); call ``.fit(seed=...)``."""
+    return Sampler(target, reverse_kl_cnf_config(config, n_iters), **kw)
