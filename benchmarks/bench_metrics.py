@@ -42,6 +42,8 @@ def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
+    import ot  # noqa: F401  (imported before timing: POT's import takes seconds)
+
     from jkoic import metrics
 
     baseline = _rss_mib()

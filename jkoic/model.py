@@ -243,20 +243,32 @@ class Sampler(nn.Module):
             x, ld = self._push(layer, b.x, gen)
             return _Batch(x, b.log_p - ld)
         assert isinstance(layer, _RejectionLayer)
-        p = layer.params
-        rate = 1.0 - p.mean_alpha
+        rate = 1.0 - layer.params.mean_alpha
         spare = int(math.ceil(m * rate + 4.0 * math.sqrt(m * rate + 1.0) + 16))
         pool = self._draw(k - 1, m + spare, gen)
-        prop, repl = pool.take(slice(0, m)), pool.take(slice(m, None))
+        return self._reject(layer.params, pool.take(slice(0, m)), k - 1, gen, pool.take(slice(m, None)))
+
+    def _reject(self, p: RejectionParams, prop: _Batch, below: int, gen: torch.Generator,
+                repl: _Batch | None = None) -> _Batch:
+        """One importance-based rejection step (Alg. 1) on proposals ``prop`` of layer ``below``.
+
+        Rejected points are replaced once by fresh iid draws of the same layer, taken first
+        from ``repl`` and then from the layer's buffer; unused draws go back to the buffer.
+        Returns the new points with their Theorem 4.2 log density (and log g).
+        """
+        m = len(prop)
         lg = prop.log_g if prop.log_g is not None else self._log_g(prop.x)
         la = log_alpha(lg, prop.log_p, p.log_c)
         u = torch.rand(m, generator=gen, device=self.device, dtype=self.dtype)
         rejected = torch.log(u) > la
         n_rej = int(rejected.sum())
-        if n_rej > len(repl):
-            repl = _Batch.cat([repl, self._draw(k - 1, n_rej - len(repl), gen)])
+        have = 0 if repl is None else len(repl)
+        if n_rej > have:
+            extra = self._draw(below, n_rej - have, gen)
+            repl = extra if repl is None else _Batch.cat([repl, extra])
+        assert repl is not None
         used, rest = repl.take(slice(0, n_rej)), repl.take(slice(n_rej, None))
-        self._put_back(k - 1, rest)
+        self._put_back(below, rest)
         x, log_p_prev = prop.x.clone(), prop.log_p.clone()
         lg = lg.clone()
         x[rejected] = used.x
@@ -433,10 +445,11 @@ class Sampler(nn.Module):
         """Train the layers of Algorithm 2 one after the other.
 
         Args:
-            seed: run seed; every layer draws its randomness from a generator seeded by
-                ``(seed, layer index)``, so a resumed run equals an uninterrupted one.
+            seed: run seed; every training unit (see ``_units``) draws its randomness from a
+                generator seeded by ``(seed, first layer index)``, so a resumed run equals an
+                uninterrupted one.
             progress: tqdm bars over layers and Adam iterations.
-            checkpoint: file written atomically after every completed layer; with
+            checkpoint: file written atomically after every completed unit; with
                 ``resume=True`` an existing checkpoint is loaded and training continues
                 from its last completed layer.
             callback: called as ``callback(model, log_entry)`` after every layer.
@@ -453,19 +466,26 @@ class Sampler(nn.Module):
         self.seed = seed
         if self.n_layers == 0 and self.config.latent_mode_steps > 0:
             self._fit_latent_mean()
+        units = self._units()
+        done = self.n_layers
+        if not any(u[-1] == done - 1 for u in units) and done > 0:  # a partial unit: redo it
+            start = max(u[0] for u in units if u[0] <= done - 1)
+            del self.layers[start:]
+            self.log = self.log[:start]
         bar = tqdm(total=len(self.plan), initial=self.n_layers, desc=f"jkoic[{self.target.name}]",
                    disable=not progress, unit="layer")
         try:
-            for k in range(self.n_layers, len(self.plan)):
-                kind, tau = self.plan[k]
-                entry = self._fit_layer(k, kind, tau, progress)
-                self.log.append(entry)
+            for unit in units:
+                if unit[0] < self.n_layers:
+                    continue
+                entries = self._fit_unit(unit, progress)
                 if checkpoint is not None:
                     self.save(checkpoint)
-                if callback is not None:
-                    callback(self, entry)
-                bar.set_postfix_str(f"{kind} elbo={entry.get('log_z_elbo_before', float('nan')):.3g}")
-                bar.update(1)
+                for entry in entries:
+                    if callback is not None:
+                        callback(self, entry)
+                    bar.set_postfix_str(f"{entry['kind']} elbo={entry.get('log_z_elbo_before', float('nan')):.3g}")
+                    bar.update(1)
         finally:
             bar.close()
         if self.log and "log_z_elbo" not in self.log[-1]:
@@ -480,6 +500,26 @@ class Sampler(nn.Module):
                 self.save(checkpoint)
         return self
 
+    def _units(self) -> list[list[int]]:
+        """Training units: a run of rejection layers ending with the next flow layer.
+
+        Each unit starts from one fresh dataset of the model so far; its rejection layers
+        are fitted one after the other on that dataset, each applied to it (rejected points
+        replaced by fresh draws), and the flow layer that ends the unit trains on the
+        result. Checkpoints are written between units, so resuming equals an uninterrupted
+        run.
+        """
+        units: list[list[int]] = []
+        current: list[int] = []
+        for k, (kind, _) in enumerate(self.plan):
+            current.append(k)
+            if kind != "rejection":
+                units.append(current)
+                current = []
+        if current:
+            units.append(current)
+        return units
+
     def _fit_latent_mean(self) -> None:
         """Latent mean by gradient ascent on log g from 0 (LGCP, Remark E.2)."""
         x = torch.zeros(1, self.dim, device=self.device, dtype=self.dtype, requires_grad=True)
@@ -489,34 +529,44 @@ class Sampler(nn.Module):
                 x += self.config.latent_mode_lr * grad
         self.latent_mean.copy_(x.detach()[0])
 
-    def _fit_layer(self, k: int, kind: str, tau: float, progress: bool) -> dict[str, Any]:
-        gen = self._new_generator(_seed_for(self.seed or 0, k))
+    def _fit_unit(self, unit: list[int], progress: bool) -> list[dict[str, Any]]:
+        gen = self._new_generator(_seed_for(self.seed or 0, unit[0]))
         self._buffers_by_layer.clear()
         t0 = time.perf_counter()
         with torch.no_grad():
             data = self._sample_batch(self.config.dataset_size, gen)
-            lg = data.log_g if data.log_g is not None else self._log_g(data.x)
-        self._buffers_by_layer.clear()
+            if data.log_g is None:
+                data = _Batch(data.x, data.log_p, self._log_g(data.x))
         t_data = time.perf_counter() - t0
-        stats = _stats_entry(lg, data.log_p)
-        if self.log:  # the dataset is a fresh sample of the model so far: log its quality
-            self.log[-1].update(stats)
-        entry: dict[str, Any] = {"layer": k, "kind": kind, "tau": float(tau), "dataset_seconds": t_data,
-                                 "log_z_elbo_before": stats["log_z_elbo"]}
-        t1 = time.perf_counter()
-        if kind == "rejection":
-            params = fit_rejection(lg, data.log_p, self.config.rejection_rate)
-            self.layers.append(_RejectionLayer(params))
-            entry.update(log_c=params.log_c, mean_alpha=params.mean_alpha)
-        elif kind == "gradient_flow":
-            field = GradientFlowVelocity(self._log_g, tau)
-            self.layers.append(_FlowLayer(field, kind, tau, self.config.gradient_flow_steps))
-        else:
-            layer, info = self._train_cnf(k, tau, data.x, gen, progress)
-            self.layers.append(layer)
-            entry.update(info)
-        entry["train_seconds"] = time.perf_counter() - t1
-        return entry
+        entries: list[dict[str, Any]] = []
+        for k in unit:
+            kind, tau = self.plan[k]
+            assert data.log_g is not None
+            stats = _stats_entry(data.log_g, data.log_p)
+            if self.log:  # the dataset is a sample of the model so far: log its quality
+                self.log[-1].update(stats)
+            entry: dict[str, Any] = {"layer": k, "kind": kind, "tau": float(tau), "dataset_seconds": t_data,
+                                     "log_z_elbo_before": stats["log_z_elbo"]}
+            t1 = time.perf_counter()
+            if kind == "rejection":
+                params = fit_rejection(data.log_g, data.log_p, self.config.rejection_rate)
+                self.layers.append(_RejectionLayer(params))
+                entry.update(log_c=params.log_c, mean_alpha=params.mean_alpha)
+                with torch.no_grad():
+                    data = self._reject(params, data, k, gen)
+            elif kind == "gradient_flow":
+                field = GradientFlowVelocity(self._log_g, tau)
+                self.layers.append(_FlowLayer(field, kind, tau, self.config.gradient_flow_steps))
+            else:
+                layer, info = self._train_cnf(k, tau, data.x, gen, progress)
+                self.layers.append(layer)
+                entry.update(info)
+            t_data = 0.0
+            entry["train_seconds"] = time.perf_counter() - t1
+            self.log.append(entry)
+            entries.append(entry)
+        self._buffers_by_layer.clear()
+        return entries
 
     def _train_cnf(self, k: int, tau: float, data: Tensor, gen: torch.Generator,
                    progress: bool) -> tuple[_FlowLayer, dict[str, Any]]:

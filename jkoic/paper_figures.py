@@ -1,0 +1,244 @@
+"""Figures 1, 3-13 of the paper from the results written by the target notebooks.
+
+Each function reads what :class:`jkoic.paper.Study` saved (``<key>.json`` and the
+``<key>_samples.npz`` / ``<key>_path.npz`` arrays) and returns a matplotlib figure;
+:func:`savefig` writes it as PNG and PDF atomically. DDS and CRAFT panels of the paper are
+not reproduced (those methods are not re-implemented); the titles say so.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import paper_values as PV
+from .paper import resolve_path
+
+__all__ = [
+    "figure_layer_curves",
+    "figure_mode_collapse",
+    "figure_mode_weights",
+    "figure_path",
+    "figure_samples",
+    "load_arrays",
+    "savefig",
+]
+
+ORANGE = "#ff7f0e"
+BLUE = "#1f77b4"
+GREY = "#7f7f7f"
+METHOD_LABELS = {"truth": "ground truth", **{k: v for k, v in PV.METHODS.items()}}
+
+
+def savefig(fig: Any, figures_dir: str | os.PathLike[str], name: str,
+            formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as ``<figures_dir>/<name>.<fmt>`` for each format, atomically; closes it."""
+    import matplotlib.pyplot as plt
+
+    d = resolve_path(figures_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in formats:
+        path = d / f"{name}.{f}"
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=f".{f}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=f, dpi=dpi, bbox_inches="tight", metadata=_metadata(f))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def _metadata(fmt: str) -> dict[str, Any]:
+    # no creation dates: regenerated figures differ only when their content does
+    if fmt == "pdf":
+        return {"CreationDate": None, "Creator": "jkoic"}
+    if fmt == "png":
+        return {"Software": "jkoic"}
+    return {}
+
+
+def load_arrays(results: dict[str, Any], results_dir: str | os.PathLike[str], group: str) -> dict[str, np.ndarray]:
+    """The arrays ``group`` (``"samples"``, ``"path"``, ...) saved with a target's results."""
+    name = results.get("arrays", {}).get(group)
+    if not name:
+        return {}
+    path = resolve_path(results_dir) / name
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _limits(truth: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo = np.quantile(truth[:, :2], 0.002, axis=0)
+    hi = np.quantile(truth[:, :2], 0.998, axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad * span, hi + pad * span
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def figure_samples(
+    samples: dict[str, np.ndarray],
+    methods: Sequence[str],
+    title: str,
+    *,
+    means: np.ndarray | None = None,
+    xlabel: str = "$x_1$",
+    ylabel: str = "$x_2$",
+    point_size: float = 0.5,
+) -> Any:
+    """Ground truth + one panel per method (first two coordinates) (Figures 5-10, 13)."""
+    import matplotlib.pyplot as plt
+
+    names = ["truth"] + [m for m in methods if m in samples]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
+    truth = samples.get("truth")
+    lims = _limits(truth) if truth is not None and len(truth) else None
+    for ax, name in zip(axes[0], names):
+        if name not in samples:
+            ax.set_axis_off()
+            continue
+        x = samples[name]
+        ax.scatter(x[:, 0], x[:, 1], s=point_size, alpha=0.5, color=GREY if name == "truth" else BLUE,
+                   rasterized=True, linewidths=0)
+        if means is not None:
+            ax.scatter(means[:, 0], means[:, 1], s=6, marker="x", color="k", linewidths=0.6)
+        if lims is not None:
+            ax.set_xlim(*lims[0])
+            ax.set_ylim(*lims[1])
+        ax.set_title(METHOD_LABELS.get(name, name), fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel(ylabel, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _stage_label(kind: str, k: int) -> str:
+    return {"latent": "latent", "cnf": "JKO step", "rejection": "rejection", "gradient_flow": "gradient flow"}.get(
+        kind, kind) + ("" if k == 0 else f" ({k})")
+
+
+def figure_path(path: dict[str, np.ndarray], stages: Sequence[int] | None = None, title: str = "",
+                point_size: float = 0.6, ncols: int | None = None) -> Any:
+    """Figures 1 and 3: samples after each layer; orange: rejected in the next layer, blue: resampled."""
+    import matplotlib.pyplot as plt
+
+    x, rej, res, kinds = path["x"], path["rejected"], path["resampled"], [str(k) for k in path["kind"]]
+    stages = list(range(len(x))) if stages is None else [s for s in stages if 0 <= s < len(x)]
+    ncols = ncols or min(len(stages), 6)
+    nrows = int(np.ceil(len(stages) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.3 * nrows), squeeze=False)
+    allx = x.reshape(-1, x.shape[-1])
+    lims = _limits(x[-1])
+    lo = np.minimum([lims[0][0], lims[1][0]], np.quantile(allx, 0.01, axis=0))
+    hi = np.maximum([lims[0][1], lims[1][1]], np.quantile(allx, 0.99, axis=0))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, s in zip(axes.flat, stages):
+        ax.set_axis_on()
+        pts = x[s]
+        plain = ~(rej[s] | res[s])
+        ax.scatter(pts[plain, 0], pts[plain, 1], s=point_size, color=GREY, alpha=0.6, linewidths=0, rasterized=True)
+        ax.scatter(pts[res[s], 0], pts[res[s], 1], s=point_size, color=BLUE, alpha=0.9, linewidths=0, rasterized=True)
+        ax.scatter(pts[rej[s], 0], pts[rej[s], 1], s=point_size, color=ORANGE, alpha=0.9, linewidths=0,
+                   rasterized=True)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{s}: {_stage_label(kinds[s], 0)}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_mode_weights(path: dict[str, np.ndarray], title: str = "") -> Any:
+    """Figure 4: weight of every mode after each layer (true weight dashed)."""
+    import matplotlib.pyplot as plt
+
+    w = path["mode_weights"]
+    kinds = [str(k) for k in path["kind"]]
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    steps = np.arange(len(w))
+    for j in range(w.shape[1]):
+        ax.plot(steps, w[:, j], marker=".", lw=1, label=f"mode {j + 1}")
+    ax.axhline(1.0 / w.shape[1], color="k", ls="--", lw=0.8, label="true weight")
+    for s, k in enumerate(kinds):
+        if k == "rejection":
+            ax.axvspan(s - 0.5, s + 0.5, color=ORANGE, alpha=0.08, lw=0)
+    ax.set_xticks(steps)
+    ax.set_xticklabels(["L" if k == "latent" else ("R" if k == "rejection" else ("G" if k == "gradient_flow" else "C"))
+                        for k in kinds], fontsize=7)
+    ax.set_xlabel("layer (C: neural JKO step, R: rejection step; shaded: rejection)")
+    ax.set_ylabel("mode weight")
+    ax.legend(fontsize=6, ncol=3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_layer_curves(results: dict[str, dict[str, Any]], targets: Sequence[str] | None = None) -> Any:
+    """Figure 11: energy distance (left) and log Z estimate (right) over the layers."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    keys = [t for t in (targets or results) if t in results and results[t].get("layer_curves", {}).get("jkoic")]
+    for key in keys:
+        curve = results[key]["layer_curves"]["jkoic"]
+        label = PV.TARGETS.get(key, key)
+        ks = [c["layer"] for c in curve]
+        if any("energy" in c for c in curve):
+            ax1.semilogy(ks, [c.get("energy", np.nan) for c in curve], marker=".", lw=1, label=label)
+        truth = results[key].get("log_z_true")
+        vals = np.array([c["log_z"] for c in curve])
+        if truth is not None:
+            ax2.plot(ks, vals - truth, marker=".", lw=1, label=label)
+        else:
+            ax2.plot(ks, vals - vals[-1], marker=".", lw=1, ls=":", label=f"{label} (minus final)")
+    ax1.set_xlabel("layer")
+    ax1.set_ylabel("energy distance")
+    ax1.set_title("energy distance over the layers", fontsize=10)
+    ax2.set_xlabel("layer")
+    ax2.set_ylabel("log(Z) estimate - true log(Z)")
+    ax2.set_yscale("symlog", linthresh=1e-3)
+    ax2.set_title("log(Z) estimate over the layers", fontsize=10)
+    for ax in (ax1, ax2):
+        if keys:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_mode_collapse(data: dict[str, np.ndarray]) -> Any:
+    """Figure 12: ``L(theta) = KL(T_theta # mu_0, nu)`` and the densities along the geodesic."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot(data["theta"], data["kl"], color=BLUE)
+    ax1.set_xlabel(r"$\theta$")
+    ax1.set_ylabel(r"$\mathcal{L}(\theta)$")
+    ax1.set_title(r"Non-convex loss $\mathcal{L}(\theta)=\mathrm{KL}(\mathcal{T}_\theta\#\mu_0,\nu)$", fontsize=10)
+    thetas = data["density_theta"]
+    for i, th in enumerate(thetas):
+        ax2.plot(data["density_x"][i], data["density_p"][i], lw=1, label=rf"$\theta={th:.2f}$")
+    ax2.plot(data["target_x"], data["target_p"], "k--", lw=0.8, label=r"target $\nu$")
+    ax2.set_xlim(-1.0, 1.0)
+    ax2.set_xlabel("$x$")
+    ax2.set_title(r"Density of $\mathcal{T}_\theta\#\mu_0$ for different $\theta$", fontsize=10)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
