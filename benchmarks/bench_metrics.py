@@ -7,7 +7,9 @@ Prints a table with wall time and peak resident memory of
 - the exact squared W2 distance (POT ``emd2``), 5000 vs 5000 in 2-D (Table 3 size).
 
 Each case runs in a fresh process, so its peak RSS (``resource.getrusage``) is its own;
-the "baseline" column is the RSS right after importing torch / jkoic in that process.
+the "baseline" column is the RSS right after importing torch / POT / jkoic in that
+process. "cpu s" is the process CPU time (all threads): on a shared machine, wall time
+depends on the load, CPU time much less.
 
 Usage::
 
@@ -51,6 +53,7 @@ def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
     x = torch.randn(n, 2, generator=g).to(device)
     y = (torch.randn(n, 2, generator=g) + torch.tensor([0.05, 0.0])).to(device)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if case == "energy_distance":
         value = metrics.energy_distance(x, y)
     elif case == "sliced_energy_distance":
@@ -62,10 +65,12 @@ def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     return {
         "case": case,
         "n": n,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "value": float(value),
         "baseline_mib": baseline,
         "peak_mib": _rss_mib(),
@@ -94,14 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         cases = cases[1:]
     print(f"# jkoic metrics benchmark: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus visible, threads={args.threads}, device={args.device}")
-    header = f"{'metric':<24} {'N vs N':>15} {'seconds':>9} {'peak RSS MiB':>13} {'baseline MiB':>13} {'value':>12}"
+    header = (
+        f"{'metric':<24} {'N vs N':>15} {'seconds':>9} {'cpu s':>8} {'peak RSS MiB':>13} "
+        f"{'baseline MiB':>13} {'value':>12}"
+    )
     print(header)
     print("-" * len(header))
     for case, size in cases:
         device = "cpu" if case == "w2_squared" else args.device
         r = _in_fresh_process(case, size, args.threads, device)
         print(
-            f"{r['case']:<24} {f'{size} vs {size}':>15} {r['seconds']:>9.2f} {r['peak_mib']:>13.0f} "
+            f"{r['case']:<24} {f'{size} vs {size}':>15} {r['seconds']:>9.2f} {r['cpu_seconds']:>8.2f} "
+            f"{r['peak_mib']:>13.0f} "
             f"{r['baseline_mib']:>13.0f} {r['value']:>12.4g}",
             flush=True,
         )

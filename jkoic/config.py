@@ -61,7 +61,7 @@ class Config:
     exact_trace_max_dim: int = 5
     n_probes_train: int = 1
     n_probes_eval: int = 5
-    chunk_size: int = 65536  # rows per CNF evaluation when sampling
+    chunk_size: int = 8192  # rows per CNF evaluation when sampling (cache-friendly on CPU)
     # --- latent and initialisation (Remark E.2) ---
     latent_scale: float = 1.0
     latent_mode_steps: int = 0  # >0: latent mean by gradient ascent on log g (LGCP)

@@ -144,3 +144,20 @@ def test_bad_arguments():
         make_probes(1, 2, "bogus", 1, None, torch.device("cpu"), torch.float32)
     with pytest.raises(ValueError, match="positive"):
         MLPVelocity(0, 4)
+
+
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_gradient_flow_velocity_divergence_is_laplacian(trace):
+    from jkoic.cnf import GradientFlowVelocity
+
+    a = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.5]], dtype=torch.float64)
+    field = GradientFlowVelocity(lambda x: -0.5 * ((x @ a) * x).sum(-1), time=3.0)
+    z = torch.randn(4000, 3, dtype=torch.float64)
+    probes = make_probes(4000, 3, trace, 1, torch.Generator().manual_seed(0), z.device, z.dtype)
+    v, div = field.velocity_and_divergence(0.0, z, probes)
+    assert torch.allclose(v, -3.0 * z @ a)  # time * grad log g
+    expected = -3.0 * float(torch.trace(a))
+    if trace == "exact":
+        assert torch.allclose(div, torch.full_like(div, expected))
+    else:
+        assert abs(div.mean().item() - expected) < 4 * div.std().item() / math.sqrt(4000)
