@@ -769,12 +769,12 @@ def _plain(obj: Any) -> Any:
 
 
 def _log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
-    lw = (log_g.double() - log_p.double()).cpu()
-    n = lw.numel()
-    lse = torch.logsumexp(lw, 0)
-    ess = float(torch.exp(2 * lse - torch.logsumexp(2 * lw, 0)))
-    return {"elbo": float(lw.mean()), "importance": float(lse - math.log(n)), "ess": ess,
-            "ess_fraction": ess / n, "n": n}
+    from . import metrics
+
+    n = log_g.numel()
+    ess = float(metrics.effective_sample_size(log_g, log_p))
+    return {"elbo": float(metrics.log_z_elbo(log_g, log_p)), "importance": float(metrics.log_z_importance(log_g, log_p)),
+            "ess": ess, "ess_fraction": ess / n, "n": n}
 
 
 def _stats_entry(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
