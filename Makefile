@@ -12,11 +12,13 @@ export JKOIC_DATA_DIR ?= $(CURDIR)/data
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install data test unit nbval paper bench clean help
+.PHONY: install data test unit nbval smoke paper paper-notebooks bench clean help
 
 help:
 	@echo "make test             unit tests + notebooks (smoke profile) under nbval"
-	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper)"
+	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper); make -j2 paper runs"
+	@echo "                      notebooks in parallel (set JKOIC_THREADS=1 then), assemble runs last"
+	@echo "make smoke            regenerate notebooks/smoke/*.ipynb (the nbval copies) with the smoke profile"
 	@echo "make data             fill $(JKOIC_DATA_DIR) from ../shared/data or the public sources"
 	@echo "make bench            speed / memory benchmarks (prints a table)"
 
@@ -35,16 +37,36 @@ data: $(STAMP)
 unit: install data
 	$(PYTHON) -m pytest -q tests
 
-# nbval re-executes the committed smoke-profile notebooks and compares their stored outputs
+# nbval re-executes the committed smoke-profile notebooks (notebooks/smoke/NN_*.ipynb, in order, the
+# assemble notebook last) and compares their stored outputs; results/smoke is cleared first so that
+# a fresh clone and a used work tree give the same outputs.
 nbval: install data
 	@if compgen -G "notebooks/smoke/*.ipynb" > /dev/null; then \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider --nbval notebooks/smoke --sanitize-with notebooks/sanitize.cfg; \
+	  rm -rf results/smoke; \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider --nbval notebooks/smoke --nbval-sanitize-with notebooks/sanitize.cfg; \
 	else echo "no smoke notebooks yet"; fi
+
+# regenerate the nbval copies after changing a notebook or the library (then commit notebooks/smoke)
+smoke: install data
+	rm -rf results/smoke
+	$(PYTHON) -m jkoic.paper smoke
 
 test: unit nbval
 
+# make paper [PROFILE=cpu|paper|smoke]: one make target per notebook run of the profile, so that
+# `make -j2 paper` executes notebooks in parallel; the assemble notebook (tables, figures) runs last,
+# also when a notebook failed (its cells show '-'); the exit status reports any failure.
 paper: install data
-	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --jobs $(or $(JOBS),1)
+	@status=0; \
+	$(MAKE) --no-print-directory -k paper-notebooks \
+	  PAPER_RUNS="$$($(PYTHON) -m jkoic.paper list --profile $(PROFILE))" || status=$$?; \
+	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --only assemble || status=$$?; \
+	exit $$status
+
+paper-notebooks: $(addprefix paper-nb-,$(PAPER_RUNS))
+
+paper-nb-%:
+	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --only $* --no-assemble
 
 bench: install data
 	$(PYTHON) benchmarks/bench.py

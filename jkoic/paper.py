@@ -191,10 +191,14 @@ def method_config(
     """The :class:`~jkoic.Config` of a sampler method.
 
     ``jkoic``: ``preset(preset_name, preset_profile, **overrides)`` with ``n_iters`` scaled
-    by ``iters_scale``; ``neural_jko``: the same without rejection steps; ``cnf_kl``: the
-    same network trained once on the reverse KL alone (one CNF step with ``tau = 1e6``, so
-    the kinetic penalty vanishes; no gradient-flow layer), then ``kl_overrides``.
+    by ``iters_scale``; ``neural_jko``: the same without rejection steps
+    (:func:`jkoic.baselines.neural_jko`); ``cnf_kl``: one CNF with the same network trained on
+    the reverse KL alone (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term,
+    no gradient-flow layer, by default the iteration budget of all CNF steps together;
+    ``kl_overrides["n_iters"]`` sets it), then the other ``kl_overrides``.
     """
+    from .baselines import reverse_kl_cnf_config
+
     cfg = preset(preset_name, preset_profile, dim=dim, **(overrides or {}))
     if iters_scale != 1.0:
         cfg = cfg.replace(n_iters=max(1, int(round(cfg.n_iters * float(iters_scale)))))
@@ -203,8 +207,10 @@ def method_config(
     if method == "neural_jko":
         return cfg.replace(rejection=False)
     if method == "cnf_kl":
-        return cfg.replace(n_flow_steps=0, n_blocks=1, rejection=False, tau0=1e6, gradient_flow_time=None,
-                           **(kl_overrides or {}))
+        kl = dict(kl_overrides or {})
+        n_iters = kl.pop("n_iters", None)
+        kl_cfg = reverse_kl_cnf_config(cfg, n_iters=int(n_iters) if n_iters is not None else None)
+        return kl_cfg.replace(**kl) if kl else kl_cfg
     raise ValueError(f"method {method!r} has no Config; Config methods: jkoic, neural_jko, cnf_kl")
 
 
@@ -522,9 +528,16 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None, int]
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
-    """Scientific notation with ``digits`` significant digits (``"1.2e-03"``); ``"-"`` for None."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    """``digits`` significant digits in scientific notation (``"1.2e-03"``), as the paper; values
+    of magnitude >= 100 (LGCP log Z, Sinkhorn distances) with one decimal (``"508.2"``);
+    ``"0"`` for zero, ``"-"`` for None / NaN."""
+    if x is None or not math.isfinite(float(x)):
         return "-"
+    x = float(x)
+    if x == 0.0:
+        return "0"
+    if abs(x) >= 100.0:
+        return f"{x:.1f}"
     return f"{x:.{max(digits - 1, 0)}e}"
 
 
@@ -792,8 +805,12 @@ def _header_cells(table: Table) -> list[str]:
     for label, span in table.groups:
         for k in range(span):
             sublabel = table.subheader[i + k]
-            out.append(f"{label}: {sublabel}" if span > 1 or sublabel not in ("paper", "d") else
-                       (f"{label} ({sublabel})" if sublabel == "paper" else label))
+            if span > 1:
+                out.append(f"{label}: {sublabel}")
+            elif sublabel == "paper":
+                out.append(label.replace(" (quoted)", "") + (" (paper, quoted)" if "(quoted)" in label else " (paper)"))
+            else:
+                out.append(label)
         i += span
     return out
 
@@ -977,7 +994,7 @@ def run_profile(
         runs = [r for r in runs if r[1] != "assemble"]
     results_dir = (prof.get("defaults") or {}).get("results_dir", f"results/{profile}")
     dest = resolve_path(out_dir) if out_dir is not None else resolve_path(results_dir) / "notebooks"
-    width = len(str(len(names)))
+    width = max(2, len(str(len(names))))
     jobs_args = []
     for name, nb, params in runs:
         fname = f"{names.index(name) + 1:0{width}d}_{name}.ipynb" if numbered else f"{name}.ipynb"

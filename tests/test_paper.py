@@ -1,0 +1,236 @@
+"""Reporting and runner helpers of jkoic.paper (fast: no training)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jkoic import examples, paper
+from jkoic.config import schedule
+
+
+def jkoic_schedule(cfg):
+    return [kind for kind, _ in schedule(cfg)]
+from jkoic import paper_values as PV
+
+
+def _results(tmp=None):
+    """Synthetic results of two targets as the notebooks write them."""
+
+    def run(seed, **metrics):
+        return {"seed": seed, "metrics": metrics, "train_seconds": 120.0 * (seed + 1), "sample_seconds": 2.0,
+                "n_samples": 1000, "info": {}}
+
+    return {
+        "8peaky": {
+            "format": "jkoic-paper-results", "target": "8peaky", "profile": "test", "log_z_true": 0.0,
+            "machine": {"cpu": "CPU X", "cores": 2, "device": "cpu", "torch": "2", "platform": "linux",
+                        "torch_threads": 1},
+            "configs": {"jkoic": {"n_flow_steps": 2, "n_blocks": 4, "tau0": 0.01, "latent_scale": 1.0,
+                                  "gradient_flow_time": None, "hidden": 54, "batch_size": 1000, "n_iters": 1500}},
+            "runs": {
+                "jkoic": [run(0, energy=1e-4, log_z=-0.01, w2=0.01, mode_mse=1e-5),
+                          run(1, energy=3e-4, log_z=-0.03, w2=0.02, mode_mse=3e-5)],
+                "mala": [run(0, energy=0.1, w2=0.5, mode_mse=0.08)],
+            },
+            "reference": {"energy": [2e-5, 4e-5], "w2": [5e-3, 7e-3]},
+        },
+        "gmm40": {
+            "format": "jkoic-paper-results", "target": "gmm40", "profile": "test", "log_z_true": 0.0,
+            "runs": {"jkoic": [run(0, sinkhorn=3000.0, sinkhorn_values=[2900.0, 3100.0])]},
+            "reference": {"sinkhorn": [3160.0]},
+        },
+    }
+
+
+def test_fmt():
+    assert paper.fmt(1.234e-5) == "1.2e-05"
+    assert paper.fmt(508.23) == "508.2"
+    assert paper.fmt(0.0) == "0"
+    assert paper.fmt(None) == "-" and paper.fmt(float("nan")) == "-"
+    assert paper.fmt_pm(1.2e-5, 5.1e-6, 5) == "1.2e-05 ± 5.1e-06"
+    assert paper.fmt_pm(1.2e-5, 0.0, 1) == "1.2e-05"  # one run: no std
+
+
+def test_collect_flattens_and_adds_references():
+    c = paper.collect(_results())
+    assert c[("8peaky", "jkoic", "energy")] == [1e-4, 3e-4]
+    assert c[("8peaky", "sampling_error", "energy")] == [2e-5, 4e-5]
+    assert c[("8peaky", "ground_truth", "log_z")] == [0.0]
+    assert c[("gmm40", "jkoic", "sinkhorn")] == [2900.0, 3100.0]  # every evaluation, as the paper
+
+
+def test_build_table1_ours_beside_paper():
+    t = paper.build_table(1, _results())
+    assert t.name == "table1" and "Energy distance" in t.title
+    row = t.rows[t.row_labels.index("shifted 8 Peaky")]
+    head = paper._header_cells(t)
+    cell = dict(zip(head, row))
+    assert cell["Neural JKO IC: ours"] == "2.0e-04 ± 1.0e-04"  # mean ± std (ddof 0) of the two runs
+    assert cell["Neural JKO IC: paper"] == "3.4e-05 ± 8.2e-06"
+    assert cell["MALA: ours"] == "1.0e-01"
+    assert cell["DDS (paper, quoted)"] == "1.1e-02 ± 3.4e-03"
+    assert cell["HMC: ours"] == "-"  # not run
+    assert cell["Sampling error: ours"] == "3.0e-05 ± 1.0e-05"
+    other = dict(zip(head, t.rows[t.row_labels.index("GMM-200")]))
+    assert other["Neural JKO IC: ours"] == "-" and other["Neural JKO IC: paper"] == "3.3e-03 ± 1.9e-03"
+    rec = [r for r in t.records if r["target"] == "8peaky" and r["method"] == "jkoic"][0]
+    assert rec["ours_runs"] == 2 and rec["paper_mean"] == 3.4e-5 and rec["quoted"] is False
+
+
+def test_build_table5_and_7():
+    t5 = paper.build_table(5, _results())
+    cell = dict(zip(paper._header_cells(t5), t5.rows[0]))
+    assert cell["Neural JKO IC: ours"] == "3000.0 ± 100.0"
+    assert cell["SCLD (paper, quoted)"] == "3787.7 ± 249.8*"  # * : note (quoted from Chen et al. 2025)
+    t7 = paper.build_table(7, _results())
+    assert len(t7.subheader) == 3 * 3 * 2  # 3 metrics x 3 methods x (ours, paper)
+    assert any(h.startswith("log(Z) estimate: Neural JKO IC") for h in paper._header_cells(t7))
+
+
+def test_build_table6_times_and_machine():
+    t = paper.build_table6(_results())
+    cell = dict(zip(paper._header_cells(t), t.rows[t.row_labels.index("shifted 8 Peaky")]))
+    assert cell["Training time (min): ours"] == "3"  # mean of 2 and 4 minutes
+    assert cell["Training time (min): paper"] == "21"
+    assert cell["Hidden neurons: ours"] == "54" and cell["Iterations per CNF step: paper"] == "5000"
+    assert cell["Sampling time (s): ours"].startswith("2 (N=1000)")
+    assert any("CPU X" in f for f in t.footer)
+
+
+def test_write_table_formats(tmp_path):
+    t = paper.build_table(2, _results())
+    paths = paper.write_table(t, tmp_path)
+    assert sorted(p.name for p in paths) == ["table2.csv", "table2.md", "table2.tex"]
+    md = (tmp_path / "table2.md").read_text()
+    assert md.startswith("### Table 2") and "| Distribution |" in md
+    tex = (tmp_path / "table2.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\multicolumn{2}{c}{Neural JKO IC}" in tex and "±" not in tex
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table2.csv").read_text())))
+    assert len(rows) == 10 * 5 and {"ours_mean", "paper_mean", "quoted"} <= set(rows[0])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_write_all_tables(tmp_path):
+    tables = paper.write_all_tables(_results(), tmp_path)
+    assert list(tables) == [f"table{n}" for n in range(1, 8)]
+    assert (tmp_path / "tables.md").read_text().count("### Table") == 7
+
+
+def test_study_roundtrip(tmp_path):
+    st = paper.Study("8modes", results_dir=tmp_path, profile="test", notebook="eight_modes", machine={"cpu": "x"})
+    x = torch.randn(50, 2)
+    run = paper.MethodRun("jkoic", 0, x, torch.zeros(50), torch.zeros(50), 1.0, 0.5, info={"layers": "CCR"},
+                          config={"n_flow_steps": 1})
+    st.add(run, {"energy": 0.1, "log_z": float("nan")})
+    st.add_reference(0, {"energy": 0.01})
+    st.keep_samples("jkoic", x, 10)
+    st.keep_arrays("path", x=np.zeros((2, 3, 2)), kind=np.array(["latent", "cnf"]))
+    p = st.save()
+    data = json.loads(p.read_text())
+    assert data["runs"]["jkoic"][0]["metrics"] == {"energy": 0.1, "log_z": None}  # NaN -> null
+    assert data["arrays"] == {"samples": "8modes_samples.npz", "path": "8modes_path.npz"}
+    with np.load(tmp_path / "8modes_samples.npz") as z:
+        assert z["jkoic"].shape == (10, 2)
+    loaded = paper.load_results(tmp_path)
+    assert list(loaded) == ["8modes"] and loaded["8modes"]["configs"]["jkoic"] == {"n_flow_steps": 1}
+    assert "energy" in st.summary() and "1.0e-01" in st.summary()
+
+
+def test_evaluate_exact_samples_score_like_the_sampling_error():
+    from jkoic import targets
+
+    tgt = targets.get("8modes")
+    x = tgt.sample(400, generator=torch.Generator().manual_seed(1))
+    run = paper.MethodRun("jkoic", 0, x, tgt.log_prob(x), tgt.log_prob(x), 0.0, 0.0)
+    truth = paper.ground_truth(tgt, 400, 0)
+    m = paper.evaluate(tgt, run, truth, n_w2=100, n_projections=20)
+    assert set(m) >= {"energy", "w2", "log_z", "log_z_importance", "ess_fraction", "mode_mse"}
+    assert m["log_z"] == pytest.approx(0.0, abs=1e-6) and m["ess_fraction"] == pytest.approx(1.0)
+    assert 0 <= m["energy"] < 0.05 and m["mode_mse"] < 0.01
+
+
+def test_method_config_variants():
+    base = paper.method_config("jkoic", "8peaky", preset_profile="fast", iters_scale=0.5)
+    assert base.n_iters == 750 and base.rejection
+    assert not paper.method_config("neural_jko", "8peaky").rejection
+    kl = paper.method_config("cnf_kl", "gmm40", kl_overrides={"n_iters": 7, "lr": 1e-4})
+    assert (kl.n_flow_steps + kl.n_blocks, kl.rejection, kl.gradient_flow_time, kl.n_iters, kl.lr) == (
+        1, False, None, 7, 1e-4)
+    assert kl.tau0 >= 1e6  # no kinetic term
+    assert jkoic_schedule(kl) == ["cnf"]
+    full = paper.method_config("cnf_kl", "8peaky", preset_profile="fast")
+    assert full.n_iters == 1500 * 6  # default: the budget of all six CNF steps of 8 Peaky
+    with pytest.raises(ValueError):
+        paper.method_config("mala", "8peaky")
+
+
+def test_plan_merges_defaults_and_puts_assemble_last():
+    prof = {"defaults": {"runs": 1, "profile": "p"}, "assemble": {}, "a": {"runs": 2},
+            "b": {"notebook": "eight_modes", "target": "8modes"}}
+    assert paper.plan(prof) == [("a", "a", {"runs": 2, "profile": "p"}),
+                                ("b", "eight_modes", {"runs": 1, "profile": "p", "target": "8modes"}),
+                                ("assemble", "assemble", {"runs": 1, "profile": "p"})]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_profiles_name_declared_parameters(profile):
+    """Every parameter a profile sets (outside `defaults`) is declared by its notebook."""
+    import papermill
+
+    root = paper.repo_root()
+    for name, nb, params in paper.plan(paper.load_profile(profile)):
+        src = root / "notebooks" / f"{nb}.ipynb"
+        assert src.is_file(), f"{profile}: run {name} names a missing notebook {nb}"
+        declared = set(papermill.inspect_notebook(str(src)))
+        own = set(paper.load_profile(profile)[name] or {}) - {"notebook"}
+        assert own <= declared, f"{profile}/{name}: unknown parameters {sorted(own - declared)}"
+
+
+def test_profile_output_locations():
+    assert paper.load_profile("smoke")["defaults"]["results_dir"] == "results/smoke"
+    cpu = paper.load_profile("cpu")["defaults"]
+    assert (cpu["results_dir"], cpu["figures_dir"], cpu["tables_dir"]) == ("results/cpu", "figures", "figures/tables")
+    pp = paper.load_profile("paper")["defaults"]
+    assert pp["device"] == "cuda" and pp["runs"] == 5 and pp["results_dir"] == "results/paper"
+    with pytest.raises(ValueError, match="no profile"):
+        paper.load_profile("nope")
+
+
+def test_repo_root_and_paths(tmp_path):
+    root = paper.repo_root()
+    assert (root / "pyproject.toml").is_file()
+    assert paper.repo_root(root / "notebooks" / "profiles") == root
+    assert paper.resolve_path("results/x") == root / "results" / "x"
+    assert paper.resolve_path(tmp_path) == tmp_path
+
+
+def test_machine_info():
+    m = paper.machine_info()
+    assert {"platform", "cpu", "cores", "torch", "device", "torch_threads"} <= set(m)
+    assert m["device"] == "cpu"
+
+
+def test_atomic_json_writer(tmp_path):
+    p = paper.write_json(tmp_path / "a" / "b.json", {"x": np.float32(1.5), "y": [np.int64(2)], "z": math.inf})
+    assert json.loads(p.read_text()) == {"x": 1.5, "y": [2], "z": None}
+
+
+def test_mode_collapse_example():
+    theta = np.array([0.0, 0.02, 0.5, 0.98, 1.0])
+    kl = examples.geodesic_kl(theta, n=4001)
+    assert abs(kl[0]) < 1e-10 and kl[-1] == pytest.approx(math.log(2), abs=1e-6)
+    assert kl[1] > kl[0] and kl[3] > kl[4] and kl[2] > kl[4] + 1  # two local minima, a barrier between
+    z = np.linspace(-3, 3, 7)
+    t0 = examples.ot_map_mixture(z)
+    assert np.all(np.diff(t0) > 0) and np.allclose(t0, -t0[::-1])  # monotone, odd
+    assert np.allclose(examples.mixture_cdf(t0[z != 0]), torch.special.ndtr(torch.tensor(z[z != 0])).numpy())
+    x, p = examples.geodesic_density(1.0)  # the collapsed map: N(1/2, 0.05^2)
+    assert p.max() == pytest.approx(1 / (0.05 * math.sqrt(2 * math.pi)), rel=1e-6)
+    assert x[p.argmax()] == pytest.approx(0.5)
