@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 data: $(STAMP)
-	$(PYTHON) -m jkoic.data --dest "$(JKOIC_DATA_DIR)"
+	$(PYTHON) -c "import sys; from jkoic.data import main; sys.exit(main())" --dest "$(JKOIC_DATA_DIR)"
 
 unit: install data
 	$(PYTHON) -m pytest -q tests
