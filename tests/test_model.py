@@ -278,3 +278,17 @@ def test_reverse_kl_cnf_and_neural_jko_baselines():
     assert jko.layer_kinds() == ["cnf", "cnf"]
     with pytest.raises(ValueError, match="no layers"):
         tiny_config(n_flow_steps=0, n_blocks=0)
+
+
+def test_paper_protocol_adaptive_training_runs():
+    # the paper's protocol: adaptive dopri5 with the adjoint; sampling steps derived from the NFE
+    cfg = tiny_config(solver="dopri5", adjoint=True, n_iters=2, sample_steps=None, n_flow_steps=1, n_blocks=0,
+                      atol=1e-3, rtol=1e-3)
+    model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    entry = model.log[0]
+    assert entry["mean_nfe"] > 0 and entry["sample_steps"] >= 4
+    x, log_p = model.sample(500, seed=0)
+    assert torch.allclose(model.log_prob(x), log_p, atol=1e-3)
+    paper = jkoic.preset("8peaky")
+    assert (paper.solver, paper.adjoint, paper.n_iters, paper.batch_size, paper.dataset_size) == (
+        "dopri5", True, 5000, 5000, 50000)
