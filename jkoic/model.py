@@ -489,13 +489,10 @@ class Sampler(nn.Module):
         finally:
             bar.close()
         if self.log and "log_z_elbo" not in self.log[-1]:
-            gen = self._new_generator(_seed_for(seed, len(self.plan), 7))
+            b = self._fresh_dataset(self._new_generator(_seed_for(seed, len(self.plan), 7)))
             self._buffers_by_layer.clear()
-            with torch.no_grad():
-                b = self._sample_batch(self.config.dataset_size, gen)
-                lg = b.log_g if b.log_g is not None else self._log_g(b.x)
-            self._buffers_by_layer.clear()
-            self.log[-1].update(_stats_entry(lg, b.log_p))
+            assert b.log_g is not None
+            self.log[-1].update(_stats_entry(b.log_g, b.log_p))
             if checkpoint is not None:
                 self.save(checkpoint)
         return self
@@ -529,14 +526,19 @@ class Sampler(nn.Module):
                 x += self.config.latent_mode_lr * grad
         self.latent_mean.copy_(x.detach()[0])
 
+    @torch.no_grad()
+    def _fresh_dataset(self, gen: torch.Generator) -> _Batch:
+        """``dataset_size`` fresh samples of the model so far, with log p and log g."""
+        self._buffers_by_layer.clear()
+        data = self._sample_batch(self.config.dataset_size, gen)
+        if data.log_g is None:
+            data = _Batch(data.x, data.log_p, self._log_g(data.x))
+        return data
+
     def _fit_unit(self, unit: list[int], progress: bool) -> list[dict[str, Any]]:
         gen = self._new_generator(_seed_for(self.seed or 0, unit[0]))
-        self._buffers_by_layer.clear()
         t0 = time.perf_counter()
-        with torch.no_grad():
-            data = self._sample_batch(self.config.dataset_size, gen)
-            if data.log_g is None:
-                data = _Batch(data.x, data.log_p, self._log_g(data.x))
+        data = self._fresh_dataset(gen)
         t_data = time.perf_counter() - t0
         entries: list[dict[str, Any]] = []
         for k in unit:
