@@ -115,26 +115,32 @@ class MLPVelocity(nn.Module):
         Returns:
             ``(v, div)`` with shapes (n, d) and (n,).
         """
+        # One (n, hidden) tangent per direction, each pushed by a plain 2-D matmul: on CPU this
+        # is ~1.8x faster than one batched (n, k, hidden) tangent tensor (benchmarks/README.md).
+        inplace = not torch.is_grad_enabled()
         h = z
-        tang: Tensor | None = None  # (n, k, hidden)
+        tangents: list[Tensor] = []
+        k = z.shape[1] if probes is None else probes.shape[1]
         for i, layer in enumerate(self.hidden_layers):
             a, w_h = self._affine(layer, h, t)
             h = F.elu(a)
-            slope = torch.where(a > 0, torch.ones_like(h), h + 1.0)  # elu'(a)
+            # elu'(a) = 1 for a > 0 and exp(a) = elu(a) + 1 otherwise, i.e. 1 + min(elu(a), 0)
+            slope = h.clamp(max=0.0).add_(1.0)
             if i == 0:
                 if probes is None:
-                    ta = w_h.t().unsqueeze(0)  # (1, d, hidden): J of identity tangents
+                    tangents = [slope * w_h[:, j] for j in range(k)]
                 else:
-                    ta = probes @ w_h.t()  # (n, k, hidden)
+                    tangents = [slope * (probes[:, j, :] @ w_h.t()) for j in range(k)]
+            elif inplace:
+                tangents = [(tj @ w_h.t()).mul_(slope) for tj in tangents]
             else:
-                ta = tang @ w_h.t()  # type: ignore[operator]
-            tang = slope.unsqueeze(1) * ta
+                tangents = [(tj @ w_h.t()) * slope for tj in tangents]
         v, w_o = self._affine(self.out, h, t)
-        tv = tang @ w_o.t()  # type: ignore[operator]  # (n, k, d)
         if probes is None:
-            div = torch.diagonal(tv, dim1=1, dim2=2).sum(-1)
+            # component j of J e_j, summed: the trace
+            div = sum(tj @ w_o[j] for j, tj in enumerate(tangents))
         else:
-            div = (tv * probes).sum(-1).mean(-1)
+            div = sum(((tj @ w_o.t()) * probes[:, j, :]).sum(-1) for j, tj in enumerate(tangents)) / k
         return v, div
 
 
