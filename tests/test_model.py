@@ -274,6 +274,11 @@ def test_reverse_kl_cnf_and_neural_jko_baselines():
     cfg = tiny_config(n_iters=4)
     kl = reverse_kl_cnf(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
     assert kl.layer_kinds() == ["cnf"] and kl.config.n_iters == 8 and kl.config.tau0 >= 1e12
+    # curved KL-only paths: finer fixed-step grids than the JKO steps, adaptive solvers untouched
+    assert kl.config.train_steps >= 8 and kl.config.sample_steps >= 32
+    from jkoic.baselines import reverse_kl_cnf_config
+
+    assert reverse_kl_cnf_config(cfg.replace(solver="dopri5")).sample_steps == cfg.sample_steps
     jko = neural_jko(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
     assert jko.layer_kinds() == ["cnf", "cnf"]
     with pytest.raises(ValueError, match="no layers"):
