@@ -8,6 +8,10 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.jkoic-installed
 PROFILE ?= cpu
 RESULTS ?= results/$(PROFILE)
+# make paper runs JOBS notebooks at once with PAPER_THREADS torch threads each (on 2 cores, two
+# notebooks of one thread each beat one of two threads: the 2-D networks are too small to split)
+JOBS ?= 2
+PAPER_THREADS ?= 1
 export JKOIC_DATA_DIR ?= $(CURDIR)/data
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
@@ -16,8 +20,8 @@ export PYTHONHASHSEED := 0
 
 help:
 	@echo "make test             unit tests + notebooks (smoke profile) under nbval"
-	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper); make -j2 paper runs"
-	@echo "                      notebooks in parallel (set JKOIC_THREADS=1 then), assemble runs last"
+	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper); runs JOBS=2 notebooks"
+	@echo "                      at once with PAPER_THREADS=1 torch thread each, assemble runs last"
 	@echo "make smoke            regenerate notebooks/smoke/*.ipynb (the nbval copies) with the smoke profile"
 	@echo "make data             fill $(JKOIC_DATA_DIR) from ../shared/data or the public sources"
 	@echo "make bench            speed / memory benchmarks (prints a table)"
@@ -53,12 +57,13 @@ smoke: install data
 
 test: unit nbval
 
-# make paper [PROFILE=cpu|paper|smoke]: one make target per notebook run of the profile, so that
-# `make -j2 paper` executes notebooks in parallel; the assemble notebook (tables, figures) runs last,
-# also when a notebook failed (its cells show '-'); the exit status reports any failure.
+# make paper [PROFILE=cpu|paper|smoke] [JOBS=2] [PAPER_THREADS=1]: one make target per notebook run
+# of the profile (listed longest first), JOBS of them at once; the assemble notebook (tables,
+# figures) runs last, also when a notebook failed (its cells show '-'); the exit status reports any
+# failure. On a GPU: make paper PROFILE=paper JOBS=1 PAPER_THREADS=0.
 paper: install data
 	@status=0; \
-	$(MAKE) --no-print-directory -k paper-notebooks \
+	JKOIC_THREADS=$(PAPER_THREADS) $(MAKE) --no-print-directory -k -j$(JOBS) paper-notebooks \
 	  PAPER_RUNS="$$($(PYTHON) -m jkoic.paper list --profile $(PROFILE))" || status=$$?; \
 	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --only assemble || status=$$?; \
 	exit $$status

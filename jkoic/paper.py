@@ -187,12 +187,13 @@ def method_config(
     overrides: dict[str, Any] | None = None,
     iters_scale: float = 1.0,
     kl_overrides: dict[str, Any] | None = None,
+    njko_iters_scale: float = 1.0,
 ) -> Config:
     """The :class:`~jkoic.Config` of a sampler method.
 
     ``jkoic``: ``preset(preset_name, preset_profile, **overrides)`` with ``n_iters`` scaled
     by ``iters_scale``; ``neural_jko``: the same without rejection steps
-    (:func:`jkoic.baselines.neural_jko`); ``cnf_kl``: one CNF with the same network trained on
+    (:func:`jkoic.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``; ``cnf_kl``: one CNF with the same network trained on
     the reverse KL alone (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term,
     no gradient-flow layer, by default the iteration budget of all CNF steps together;
     ``kl_overrides["n_iters"]`` sets it), then the other ``kl_overrides``.
@@ -205,7 +206,8 @@ def method_config(
     if method == "jkoic":
         return cfg
     if method == "neural_jko":
-        return cfg.replace(rejection=False)
+        n_njko = max(1, int(round(cfg.n_iters * float(njko_iters_scale))))
+        return cfg.replace(rejection=False, n_iters=n_njko)
     if method == "cnf_kl":
         kl = dict(kl_overrides or {})
         n_iters = kl.pop("n_iters", None)
@@ -250,6 +252,7 @@ def run_method(
     overrides: dict[str, Any] | None = None,
     iters_scale: float = 1.0,
     kl_overrides: dict[str, Any] | None = None,
+    njko_iters_scale: float = 1.0,
     coupling: dict[str, Any] | None = None,
     mcmc: dict[str, Any] | None = None,
     device: str = "cpu",
@@ -269,7 +272,8 @@ def run_method(
 
     if method in ("jkoic", "neural_jko", "cnf_kl"):
         cfg = method_config(method, preset_name, dim=dim, preset_profile=preset_profile, overrides=overrides,
-                            iters_scale=iters_scale, kl_overrides=kl_overrides)
+                            iters_scale=iters_scale, kl_overrides=kl_overrides,
+                            njko_iters_scale=njko_iters_scale)
         model = Sampler(target, cfg, device=device)
         t0 = time.perf_counter()
         model.fit(seed=seed, progress=False)
