@@ -1043,6 +1043,47 @@ def smoke(jobs: int = 1) -> dict[str, float]:
     return run_profile("smoke", jobs=jobs, out_dir=dest, numbered=True, clean=True)
 
 
+def headline(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
+    """A Markdown table of ``method``'s cells of Tables 1-4, ours beside the paper's.
+
+    Reads ``table{1..4}.csv`` written by :func:`write_all_tables`; one row per target with
+    energy distance, log Z, W2^2 and mode MSE (ours / paper), and our sampling error of the
+    energy distance for scale. Targets without any result of ours are left out.
+    """
+    import csv
+
+    from .paper_values import TARGETS
+
+    cells: dict[str, dict[str, tuple[str, str]]] = {}
+    ref: dict[str, str] = {}
+    for number, metric in ((1, "energy"), (2, "log_z"), (3, "w2"), (4, "mode_mse")):
+        path = Path(tables_dir) / f"table{number}.csv"
+        if not path.is_file():
+            raise ValueError(f"{path} not found: run the assemble notebook first")
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row["method"] == "sampling_error" and number == 1 and row["ours_mean"]:
+                    ref[row["target"]] = fmt(float(row["ours_mean"]))
+                if row["method"] != method:
+                    continue
+                ours = fmt_pm(float(row["ours_mean"]), float(row["ours_std"]) if row["ours_std"] else None,
+                              int(row["ours_runs"] or 0)) if row["ours_mean"] else "-"
+                paper_ = fmt_pm(float(row["paper_mean"]), float(row["paper_std"]) if row["paper_std"] else None,
+                                2) if row["paper_mean"] else "-"
+                cells.setdefault(row["target"], {})[metric] = (ours, paper_)
+    head = ("| target | energy: ours | energy: paper | (our sampling error) | log Z: ours | log Z: paper "
+            "| W2²: ours | W2²: paper | mode MSE: ours | mode MSE: paper |")
+    lines = [head, "|" + "---|" * 10]
+    for target, c in cells.items():
+        if all(v[0] == "-" for v in c.values()):
+            continue
+        get = lambda m: c.get(m, ("-", "-"))  # noqa: E731
+        lines.append(f"| {TARGETS.get(target, target)} | {get('energy')[0]} | {get('energy')[1]} | {ref.get(target, '-')} "
+                     f"| {get('log_z')[0]} | {get('log_z')[1]} | {get('w2')[0]} | {get('w2')[1]} "
+                     f"| {get('mode_mse')[0]} | {get('mode_mse')[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jkoic.paper", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1055,8 +1096,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--jobs", type=int, default=1)
     l_ = sub.add_parser("list", help="print the run names of a profile (assemble excluded)")
     l_.add_argument("--profile", default="cpu")
+    h = sub.add_parser("headline", help="print JKO-IC's cells of Tables 1-4, ours beside the paper's (Markdown)")
+    h.add_argument("--tables", default="figures/tables", help="directory with table1.csv .. table4.csv")
     a = ap.parse_args(argv)
     try:
+        if a.cmd == "headline":
+            print(headline(resolve_path(a.tables)), end="")
+            return 0
         if a.cmd == "list":
             print(" ".join(name for name, nb, _ in plan(load_profile(a.profile)) if nb != "assemble"))
             return 0

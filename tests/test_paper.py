@@ -125,6 +125,20 @@ def test_write_all_tables(tmp_path):
     assert (tmp_path / "tables.md").read_text().count("### Table") == 7
 
 
+def test_headline_lists_our_jkoic_cells_beside_the_paper(tmp_path):
+    paper.write_all_tables(_results(), tmp_path)
+    md = paper.headline(tmp_path).splitlines()
+    assert len(md) == 3  # header, rule, 8 Peaky only (no jkoic results elsewhere in Tables 1-4)
+    row = md[2].split(" | ")
+    assert PV.TARGETS["8peaky"] in row[0]
+    assert row[1] == "2.0e-04 ± 1.0e-04"  # mean +- std (as in the tables) of the two runs
+    pv = PV.value(1, "8peaky", "jkoic")
+    assert row[2] == paper.fmt_pm(pv.mean, pv.std, 2)
+    assert row[3] == "3.0e-05"  # our sampling error
+    with pytest.raises(ValueError, match="table1.csv"):
+        paper.headline(tmp_path / "missing")
+
+
 def test_study_roundtrip(tmp_path):
     st = paper.Study("8modes", results_dir=tmp_path, profile="test", notebook="eight_modes", machine={"cpu": "x"})
     x = torch.randn(50, 2)
