@@ -193,21 +193,23 @@ def method_config(
 
     ``jkoic``: ``preset(preset_name, preset_profile, **overrides)`` with ``n_iters`` scaled
     by ``iters_scale``; ``neural_jko``: the same without rejection steps
-    (:func:`jkoic.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``; ``cnf_kl``: one CNF with the same network trained on
-    the reverse KL alone (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term,
+    (:func:`jkoic.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``;
+    ``cnf_kl``: one CNF with the same network trained on the reverse KL alone (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term,
     no gradient-flow layer, by default the iteration budget of all CNF steps together;
     ``kl_overrides["n_iters"]`` sets it), then the other ``kl_overrides``.
     """
     from .baselines import reverse_kl_cnf_config
 
+    def scaled(n_iters: int, scale: float) -> int:
+        return max(1, int(round(n_iters * float(scale))))
+
     cfg = preset(preset_name, preset_profile, dim=dim, **(overrides or {}))
     if iters_scale != 1.0:
-        cfg = cfg.replace(n_iters=max(1, int(round(cfg.n_iters * float(iters_scale)))))
+        cfg = cfg.replace(n_iters=scaled(cfg.n_iters, iters_scale))
     if method == "jkoic":
         return cfg
     if method == "neural_jko":
-        n_njko = max(1, int(round(cfg.n_iters * float(njko_iters_scale))))
-        return cfg.replace(rejection=False, n_iters=n_njko)
+        return cfg.replace(rejection=False, n_iters=scaled(cfg.n_iters, njko_iters_scale))
     if method == "cnf_kl":
         kl = dict(kl_overrides or {})
         n_iters = kl.pop("n_iters", None)
@@ -1054,33 +1056,33 @@ def headline(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
 
     from .paper_values import TARGETS
 
+    def num(text: str) -> float | None:  # an empty CSV cell is a missing value
+        return float(text) if text else None
+
+    metrics = ("energy", "log_z", "w2", "mode_mse")
     cells: dict[str, dict[str, tuple[str, str]]] = {}
     ref: dict[str, str] = {}
-    for number, metric in ((1, "energy"), (2, "log_z"), (3, "w2"), (4, "mode_mse")):
+    for number, metric in enumerate(metrics, start=1):
         path = Path(tables_dir) / f"table{number}.csv"
         if not path.is_file():
             raise ValueError(f"{path} not found: run the assemble notebook first")
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row["method"] == "sampling_error" and number == 1 and row["ours_mean"]:
-                    ref[row["target"]] = fmt(float(row["ours_mean"]))
-                if row["method"] != method:
-                    continue
-                ours = fmt_pm(float(row["ours_mean"]), float(row["ours_std"]) if row["ours_std"] else None,
-                              int(row["ours_runs"] or 0)) if row["ours_mean"] else "-"
-                paper_ = fmt_pm(float(row["paper_mean"]), float(row["paper_std"]) if row["paper_std"] else None,
-                                2) if row["paper_mean"] else "-"
-                cells.setdefault(row["target"], {})[metric] = (ours, paper_)
+                if row["method"] == "sampling_error" and number == 1:
+                    ref[row["target"]] = fmt(num(row["ours_mean"]))
+                if row["method"] == method:
+                    ours = fmt_pm(num(row["ours_mean"]), num(row["ours_std"]), int(row["ours_runs"] or 0))
+                    paper_ = fmt_pm(num(row["paper_mean"]), num(row["paper_std"]))
+                    cells.setdefault(row["target"], {})[metric] = (ours, paper_)
     head = ("| target | energy: ours | energy: paper | (our sampling error) | log Z: ours | log Z: paper "
             "| W2²: ours | W2²: paper | mode MSE: ours | mode MSE: paper |")
     lines = [head, "|" + "---|" * 10]
     for target, c in cells.items():
-        if all(v[0] == "-" for v in c.values()):
+        if all(ours == "-" for ours, _ in c.values()):
             continue
-        get = lambda m: c.get(m, ("-", "-"))  # noqa: E731
-        lines.append(f"| {TARGETS.get(target, target)} | {get('energy')[0]} | {get('energy')[1]} | {ref.get(target, '-')} "
-                     f"| {get('log_z')[0]} | {get('log_z')[1]} | {get('w2')[0]} | {get('w2')[1]} "
-                     f"| {get('mode_mse')[0]} | {get('mode_mse')[1]} |")
+        (e_ours, e_paper), *rest = (c.get(m, ("-", "-")) for m in metrics)
+        row_cells = [TARGETS.get(target, target), e_ours, e_paper, ref.get(target, "-"), *(v for p in rest for v in p)]
+        lines.append("| " + " | ".join(row_cells) + " |")
     return "\n".join(lines) + "\n"
 
 
