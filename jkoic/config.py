@@ -59,6 +59,8 @@ class Config:
     sample_steps: int | None = None  # RK4 steps for sampling; None -> derived (see model)
     trace: str = "auto"  # "auto" (exact for dim <= exact_trace_max_dim), "exact", "hutchinson"
     exact_trace_max_dim: int = 5
+    # "auto" trace for sampling and densities: exact for dim <= this (None: exact_trace_max_dim)
+    exact_trace_eval_max_dim: int | None = None
     n_probes_train: int = 1
     n_probes_eval: int = 5
     chunk_size: int = 8192  # rows per CNF evaluation when sampling (cache-friendly on CPU)
@@ -104,6 +106,10 @@ class Config:
             raise ValueError(f"Config.trace must be 'auto', 'exact' or 'hutchinson', got {self.trace!r}")
         if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
             raise ValueError(f"Config.hidden must be a positive int or None, got {self.hidden!r}")
+        if self.exact_trace_eval_max_dim is not None and (
+                not isinstance(self.exact_trace_eval_max_dim, int) or self.exact_trace_eval_max_dim < 0):
+            raise ValueError("Config.exact_trace_eval_max_dim must be a non-negative int or None, "
+                             f"got {self.exact_trace_eval_max_dim!r}")
         if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or self.sample_steps < 1):
             raise ValueError(f"Config.sample_steps must be a positive int or None, got {self.sample_steps!r}")
         if self.batch_size > self.dataset_size:
@@ -127,10 +133,20 @@ class Config:
     def hidden_width(self, dim: int) -> int:
         return self.hidden if self.hidden is not None else 2 * dim + 50
 
-    def trace_mode(self, dim: int) -> str:
+    def trace_mode(self, dim: int, *, evaluation: bool = False) -> str:
+        """``"exact"`` or ``"hutchinson"`` for training (default) or sampling/densities.
+
+        With ``trace="auto"`` the exact trace is used up to ``exact_trace_max_dim`` in
+        training and up to ``exact_trace_eval_max_dim`` (if set) when sampling: an exact
+        divergence costs ``d`` tangents but carries no estimator noise, which the
+        rejection steps would otherwise select for (App. F.2).
+        """
         if self.trace != "auto":
             return self.trace
-        return "exact" if dim <= self.exact_trace_max_dim else "hutchinson"
+        limit = self.exact_trace_max_dim
+        if evaluation and self.exact_trace_eval_max_dim is not None:
+            limit = self.exact_trace_eval_max_dim
+        return "exact" if dim <= limit else "hutchinson"
 
 
 def schedule(config: Config) -> list[tuple[str, float]]:
@@ -174,14 +190,22 @@ _PAPER: dict[str, dict[str, Any]] = {
                  n_iters=10000, lr=5e-4, dataset_size=100000, latent_mode_steps=1000, latent_mode_lr=0.01),
 }
 
-# Fast CPU training: same schedule, fixed-step RK4 with direct backprop, smaller batches.
-# Measured on 2 CPU cores (8 Peaky, seed 0): 1000 iterations of batch 500 from a dataset of 20000
-# reached sliced energy distance 1.5e-5 and mode MSE 6.3e-6 (paper: 3.4e-5, 1.5e-5); see
-# benchmarks/README.md.
-_FAST_COMMON: dict[str, Any] = dict(solver="rk4", train_steps=4, adjoint=False, n_iters=1000, batch_size=500,
-                                    dataset_size=20000, sample_steps=4)
+# Fast CPU training: same schedule, fixed-step RK4 with direct backprop, smaller batches. The
+# kinetic term keeps each step's paths nearly straight, so 2 RK4 steps (8 velocity evaluations)
+# suffice: on 8 Peaky (seeds 0, 1, 2; 1000 iterations of batch 500, dataset 20000) 2 steps gave
+# sliced energy distance 2.2e-5 / 9.2e-6 / 3.8e-5 and mode MSE 1.9e-5 / 7.9e-6 / 7.0e-5 at half the
+# cost of 4 steps, while 1 step fell to 4.4e-5 / 3.5e-5 (seed 0); see benchmarks/README.md.
+# Sampling and densities use the exact trace up to d = 10 (GMM-10, Funnel): d tangents at 2 RK4
+# steps cost about what 5 Hutchinson probes at 4 steps did, without the estimator noise that the
+# rejection steps select for. GMM-10, seed 0, 500 iterations, 50000 samples: Hutchinson (5 probes)
+# at 2 steps gave log Z +0.087 (truth 0), energy 3.0e-5, mode MSE 3.0e-5; exact gave log Z +0.009,
+# energy 5.7e-5, mode MSE 1.8e-5 (paper: 3.5e-3, 5.3e-5, 2.1e-5).
+_FAST_COMMON: dict[str, Any] = dict(solver="rk4", train_steps=2, adjoint=False, n_iters=1000, batch_size=500,
+                                    dataset_size=20000, sample_steps=2, exact_trace_eval_max_dim=10)
 _FAST: dict[str, dict[str, Any]] = {
-    "funnel": dict(train_steps=6, sample_steps=6),
+    # Funnel's velocities are large (scales e^{x1/2}); 3 steps matched 6 (seed 0, 500 iterations,
+    # width 64: sliced energy 0.20 vs 0.18, log Z -0.12 vs -0.16) at half the training time.
+    "funnel": dict(train_steps=3, sample_steps=3),
     "lgcp": dict(n_iters=2000),
 }
 

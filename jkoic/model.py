@@ -202,7 +202,7 @@ class Sampler(nn.Module):
         return -0.5 * eps.square().sum(-1) - self.dim * (0.5 * math.log(2 * math.pi) + math.log(self.latent_scale))
 
     def _trace_eval(self) -> str:
-        return self.config.trace_mode(self.dim)
+        return self.config.trace_mode(self.dim, evaluation=True)
 
     def _push(self, layer: _FlowLayer, x: Tensor, gen: torch.Generator, reverse: bool = False) -> tuple[Tensor, Tensor]:
         """Apply a flow layer in chunks; returns (x_out, int div) in the integration direction."""
@@ -378,7 +378,8 @@ class Sampler(nn.Module):
 
         Runs the CNFs backwards to the latent, then forward through the layers adding each
         CNF's divergence integral and each rejection layer's Theorem 4.2 factor. Exact up
-        to the ODE solver and (for ``dim > exact_trace_max_dim``) the Hutchinson estimator,
+        to the ODE solver and (where ``Config.trace_mode(dim, evaluation=True)`` is
+        ``"hutchinson"``) the Hutchinson estimator,
         whose probes are drawn from ``seed``.
         """
         if not isinstance(x, Tensor):

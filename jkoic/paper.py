@@ -943,6 +943,8 @@ def _clean_executed(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill gives it a random id on every run
     buf = nbformat.writes(nb)
     write_text(path, buf if buf.endswith("\n") else buf + "\n")
 

@@ -297,3 +297,22 @@ def test_paper_protocol_adaptive_training_runs():
     paper = jkoic.preset("8peaky")
     assert (paper.solver, paper.adjoint, paper.n_iters, paper.batch_size, paper.dataset_size) == (
         "dopri5", True, 5000, 5000, 50000)
+
+
+def test_eval_trace_can_be_exact_while_training_uses_hutchinson():
+    cfg = tiny_config(n_iters=5, exact_trace_max_dim=1, exact_trace_eval_max_dim=3, dataset_size=2000)
+    assert cfg.trace_mode(3) == "hutchinson" and cfg.trace_mode(3, evaluation=True) == "exact"
+    assert cfg.replace(exact_trace_eval_max_dim=None).trace_mode(3, evaluation=True) == "hutchinson"
+    target = jkoic.targets.get("funnel", dim=3)
+    model = Sampler(target, cfg).fit(seed=0, progress=False)
+    x = target.sample(64, generator=torch.Generator().manual_seed(1))
+    # exact divergence: the density does not depend on the probe seed
+    assert torch.equal(model.log_prob(x, seed=0), model.log_prob(x, seed=1))
+    noisy = Sampler(target, cfg.replace(exact_trace_eval_max_dim=None))
+    noisy.layers = model.layers
+    assert not torch.allclose(noisy.log_prob(x, seed=0), noisy.log_prob(x, seed=1))
+
+
+def test_eval_trace_limit_is_validated():
+    with pytest.raises(ValueError, match="exact_trace_eval_max_dim"):
+        tiny_config(exact_trace_eval_max_dim=-1)
