@@ -35,12 +35,15 @@ class LinearField(nn.Module):
         return v, div
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd", "no_grad"])
 @pytest.mark.parametrize("dim", [1, 2, 3, 7])
-def test_exact_divergence_matches_autograd_jacobian(dim):
+def test_exact_divergence_matches_autograd_jacobian(dim, grad):
+    # both kernels: the autograd one (training) and the in-place one (sampling, no_grad)
     f = _random_field(dim)
     z = torch.randn(5, dim, dtype=torch.float64)
     for t in (0.0, 0.37, 1.0):
-        v, div = f.velocity_and_divergence(t, z, None)
+        with torch.set_grad_enabled(grad):
+            v, div = f.velocity_and_divergence(t, z, None)
         assert torch.allclose(v, f(t, z))
         for i in range(5):
             jac = torch.autograd.functional.jacobian(lambda y: f(t, y[None])[0], z[i])
@@ -161,3 +164,16 @@ def test_gradient_flow_velocity_divergence_is_laplacian(trace):
         assert torch.allclose(div, torch.full_like(div, expected))
     else:
         assert abs(div.mean().item() - expected) < 4 * div.std().item() / math.sqrt(4000)
+
+
+@pytest.mark.parametrize("inplace", [True, False])
+def test_elu_and_slope_match_elu_and_its_derivative(inplace):
+    from jkoic.cnf import _elu_and_slope
+
+    a = torch.linspace(-30.0, 5.0, 2001, dtype=torch.float64).requires_grad_(True)
+    ref = torch.nn.functional.elu(a)
+    (deriv,) = torch.autograd.grad(ref.sum(), a)
+    with torch.set_grad_enabled(not inplace):
+        h, s = _elu_and_slope(a.detach().clone(), inplace)
+    assert torch.allclose(h, ref.detach(), atol=1e-15, rtol=0)
+    assert torch.allclose(s, deriv, atol=1e-15, rtol=0)
