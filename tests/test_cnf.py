@@ -11,9 +11,9 @@ from torch import nn
 from jkoic.cnf import MLPVelocity, integrate, integrate_adaptive, make_probes
 
 
-def _random_field(dim: int, hidden: int = 16, seed: int = 0, dtype=torch.float64) -> MLPVelocity:
+def _random_field(dim: int, hidden: int = 16, seed: int = 0, dtype=torch.float64, n_hidden: int = 3) -> MLPVelocity:
     torch.manual_seed(seed)
-    f = MLPVelocity(dim, hidden).to(dtype)
+    f = MLPVelocity(dim, hidden, n_hidden).to(dtype)
     nn.init.normal_(f.out.weight, std=0.3)
     nn.init.normal_(f.out.bias, std=0.1)
     return f
@@ -35,11 +35,13 @@ class LinearField(nn.Module):
         return v, div
 
 
+@pytest.mark.parametrize("n_hidden", [1, 3])
 @pytest.mark.parametrize("grad", [True, False], ids=["autograd", "no_grad"])
 @pytest.mark.parametrize("dim", [1, 2, 3, 7])
-def test_exact_divergence_matches_autograd_jacobian(dim, grad):
-    # both kernels: the autograd one (training) and the in-place one (sampling, no_grad)
-    f = _random_field(dim)
+def test_exact_divergence_matches_autograd_jacobian(dim, grad, n_hidden):
+    # both kernels: the autograd one (training) and the in-place one (sampling, no_grad, where
+    # the first layer's tangents are folded into the second layer's matrix when there is one)
+    f = _random_field(dim, n_hidden=n_hidden)
     z = torch.randn(5, dim, dtype=torch.float64)
     for t in (0.0, 0.37, 1.0):
         with torch.set_grad_enabled(grad):
