@@ -137,18 +137,20 @@ class MLPVelocity(nn.Module):
         h = z
         tangents: list[Tensor] = []
         k = z.shape[1] if probes is None else probes.shape[1]
+        # exact trace without autograd: the first layer's tangents s1 * W1[:, j] are folded into
+        # the second layer's matrix, (s1 * W1[:, j]) @ W2^T = s1 @ (W1[:, j, None] * W2^T)
+        fold = probes is None and inplace and len(self.hidden_layers) > 1
+        first_slope = first_w = z  # set in the first iteration when folding
         for i, layer in enumerate(self.hidden_layers):
             a, w_h = self._affine(layer, h, t)
             h, slope = _elu_and_slope(a, inplace)
-            if i == 0:
-                if probes is None and inplace and len(self.hidden_layers) > 1:
-                    first_slope, first_w = slope, w_h  # folded into the next layer's matrix
-                elif probes is None:
-                    tangents = [slope * w_h[:, j] for j in range(k)]
-                else:
-                    tangents = [slope * (probes[:, j, :] @ w_h.t()) for j in range(k)]
-            elif inplace and not tangents:
-                # (s1 * W1[:, j]) @ W2^T = s1 @ (W1[:, j, None] * W2^T): no (n, hidden) product
+            if i == 0 and fold:
+                first_slope, first_w = slope, w_h
+            elif i == 0 and probes is None:
+                tangents = [slope * w_h[:, j] for j in range(k)]
+            elif i == 0:
+                tangents = [slope * (probes[:, j, :] @ w_h.t()) for j in range(k)]
+            elif i == 1 and fold:
                 tangents = [(first_slope @ (first_w[:, j, None] * w_h.t())).mul_(slope) for j in range(k)]
             elif inplace:
                 tangents = [(tj @ w_h.t()).mul_(slope) for tj in tangents]
