@@ -23,6 +23,7 @@ References:
 from __future__ import annotations
 
 import math
+import threading
 from typing import Callable
 
 import torch
@@ -61,20 +62,26 @@ def make_probes(
     return e.to(dtype).mul_(2).sub_(1)
 
 
-def _elu_and_slope(a: Tensor, inplace: bool) -> tuple[Tensor, Tensor]:
+def _elu_and_slope(a: Tensor, inplace: bool, out_slope: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(elu(a), elu'(a))``.
 
-    Without autograd (``inplace``, overwrites ``a``): one exponential, ``s = exp(min(a, 0))``
-    is the slope and ``elu(a) = max(a, 0) + s - 1``, which on CPU is ~1.7x faster than
-    ``F.elu`` (an ``expm1`` on every entry) followed by the slope, and agrees with it to float
-    rounding. With autograd: ``F.elu`` and ``elu'(a) = 1 + min(elu(a), 0)``, whose backward is
-    cheaper than that of the one-exponential form.
+    Without autograd (``inplace``, overwrites ``a``; the slope goes to ``out_slope`` if given):
+    one exponential, ``s = exp(min(a, 0))`` is the slope and ``elu(a) = max(a, 0) + s - 1``.
+    The exponential is taken as ``exp2(log2(e) * min(a, 0))``, which on CPU is ~1.9x faster
+    than ``exp`` (1.5 vs 0.8 ns per float32 entry, AVX2) at one extra rounding; the whole is
+    ~3x faster than ``F.elu`` (an ``expm1`` on every entry) followed by the slope. With
+    autograd: ``F.elu`` and ``elu'(a) = 1 + min(elu(a), 0)``, whose backward is cheaper than
+    that of the one-exponential form.
     """
     if inplace:
-        s = a.clamp(max=0.0).exp_()
+        s = torch.clamp(a, max=0.0, out=out_slope) if out_slope is not None else a.clamp(max=0.0)
+        s.mul_(_LOG2E).exp2_()
         return a.clamp_(min=0.0).add_(s).sub_(1.0), s
     h = F.elu(a)
     return h, h.clamp(max=0.0).add_(1.0)
+
+
+_LOG2E = 1.0 / math.log(2.0)
 
 
 class MLPVelocity(nn.Module):
@@ -102,6 +109,7 @@ class MLPVelocity(nn.Module):
         self.out = nn.Linear(hidden + 1, dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self._scratch: dict[tuple, dict[str, Tensor]] = {}
 
     @staticmethod
     def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
@@ -131,27 +139,21 @@ class MLPVelocity(nn.Module):
         Returns:
             ``(v, div)`` with shapes (n, d) and (n,).
         """
+        inplace = not torch.is_grad_enabled()
+        if probes is None and inplace and len(self.hidden_layers) > 1:
+            return self._velocity_and_exact_divergence_nograd(t, z)
         # One (n, hidden) tangent per direction, each pushed by a plain 2-D matmul: on CPU this
         # is ~1.8x faster than one batched (n, k, hidden) tangent tensor (benchmarks/README.md).
-        inplace = not torch.is_grad_enabled()
         h = z
         tangents: list[Tensor] = []
         k = z.shape[1] if probes is None else probes.shape[1]
-        # exact trace without autograd: the first layer's tangents s1 * W1[:, j] are folded into
-        # the second layer's matrix, (s1 * W1[:, j]) @ W2^T = s1 @ (W1[:, j, None] * W2^T)
-        fold = probes is None and inplace and len(self.hidden_layers) > 1
-        first_slope = first_w = z  # set in the first iteration when folding
         for i, layer in enumerate(self.hidden_layers):
             a, w_h = self._affine(layer, h, t)
             h, slope = _elu_and_slope(a, inplace)
-            if i == 0 and fold:
-                first_slope, first_w = slope, w_h
-            elif i == 0 and probes is None:
+            if i == 0 and probes is None:
                 tangents = [slope * w_h[:, j] for j in range(k)]
             elif i == 0:
                 tangents = [slope * (probes[:, j, :] @ w_h.t()) for j in range(k)]
-            elif i == 1 and fold:
-                tangents = [(first_slope @ (first_w[:, j, None] * w_h.t())).mul_(slope) for j in range(k)]
             elif inplace:
                 tangents = [(tj @ w_h.t()).mul_(slope) for tj in tangents]
             else:
@@ -162,6 +164,67 @@ class MLPVelocity(nn.Module):
             div = sum(tj @ w_o[j] for j, tj in enumerate(tangents))
         else:
             div = sum(((tj @ w_o.t()) * probes[:, j, :]).sum(-1) for j, tj in enumerate(tangents)) / k
+        return v, div
+
+    def _workspace(self, n: int, like: Tensor) -> dict[str, Tensor]:
+        """Scratch tensors of the no-grad kernel, kept between calls of the same shape.
+
+        Reusing them avoids a fresh multi-megabyte allocation per layer and call, which glibc
+        serves from ``mmap`` and pays for with page faults (a third of the kernel's time on
+        one CPU thread). Keyed by thread so that concurrent callers do not share scratch.
+        """
+        key = (n, like.dtype, like.device, threading.get_ident())
+        ws = self._scratch.get(key)
+        if ws is None:
+            if len(self._scratch) >= 4:
+                self._scratch.clear()
+            hidden, k, n_layers = self.out.in_features - 1, self.dim, len(self.hidden_layers)
+            new = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
+            ws = {"act": new(2, n, hidden), "slope": new(n_layers, n, hidden),
+                  "fwd": new(n, k * hidden), "bwd": new(n, k * hidden)}
+            self._scratch[key] = ws
+        return ws
+
+    def _velocity_and_exact_divergence_nograd(self, t: float | Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Velocity and exact divergence without autograd, for two or more hidden layers.
+
+        With ``S_i`` the ELU slopes and ``W_i`` the weights (time column removed), the Jacobian
+        is ``W_o S_L W_L ... S_2 W_2 S_1 W_1``. Its trace ``sum_j e_j^T J e_j`` is met in the
+        middle: tangents of the input directions ``e_j`` forward to layer 2's pre-activation,
+        ``S_1 @ (W_1[:, j] * W_2^T)`` (one matmul for all j), and cotangents of the outputs
+        ``e_j`` backward to ``h_2``, ``S_L @ (W_o[j] * W_L)`` (one matmul for all j, then
+        back through the layers between), contracted with ``S_2``. The flops are those of
+        forward-mode tangents; the matmuls are fewer and wider and the slopes multiply once.
+        """
+        n, k = z.shape
+        layers = list(self.hidden_layers)
+        n_layers = len(layers)
+        ws = self._workspace(n, z)
+        act, slopes = ws["act"], ws["slope"]
+        h = z
+        weights = []
+        for i, layer in enumerate(layers):
+            w = layer.weight
+            w_h = w[:, :-1]
+            weights.append(w_h)
+            a = torch.addmm(layer.bias + w[:, -1] * t, h, w_h.t(), out=act[i % 2])
+            h, _ = _elu_and_slope(a, True, out_slope=slopes[i])
+        v, w_o = self._affine(self.out, h, t)
+        hidden = w_o.shape[1]
+        # forward: tangent j at layer 2's pre-activation, S_1 @ (W_1[:, j, None] * W_2^T)
+        fold_in = (weights[0].t()[:, :, None] * weights[1].t()[None]).permute(1, 0, 2).reshape(hidden, k * hidden)
+        fwd = torch.mm(slopes[0], fold_in, out=ws["fwd"]).view(n, k, hidden)
+        if n_layers == 2:
+            # the cotangent of output j at layer 2's pre-activation is S_2 * W_o[j]
+            prod = fwd.mul_(w_o[None])
+        else:
+            # backward: cotangent of output j at h_{L-1}, S_L @ (W_o[j, :, None] * W_L)
+            fold_out = (w_o[:, :, None] * weights[-1][None]).permute(1, 0, 2).reshape(hidden, k * hidden)
+            bwd = torch.mm(slopes[-1], fold_out, out=ws["bwd"]).view(n, k, hidden)
+            for i in range(n_layers - 2, 1, -1):  # back to h_2 through layers L-1 .. 3
+                bwd = (bwd * slopes[i][:, None]).view(n * k, hidden).mm(weights[i]).view(n, k, hidden)
+            prod = fwd.mul_(bwd)
+        div = prod.mul_(slopes[1][:, None]).view(n, k * hidden).sum(-1)
         return v, div
 
 

@@ -35,7 +35,7 @@ class LinearField(nn.Module):
         return v, div
 
 
-@pytest.mark.parametrize("n_hidden", [1, 3])
+@pytest.mark.parametrize("n_hidden", [1, 2, 3, 4])
 @pytest.mark.parametrize("grad", [True, False], ids=["autograd", "no_grad"])
 @pytest.mark.parametrize("dim", [1, 2, 3, 7])
 def test_exact_divergence_matches_autograd_jacobian(dim, grad, n_hidden):
