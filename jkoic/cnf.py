@@ -234,16 +234,31 @@ class GradientFlowVelocity(nn.Module):
     The layer has no parameters; it integrates over ``[0, time]`` (the paper's
     "gradient flow initialization", time 3 for GMM40-50D). Since the integrator works on
     ``[0, 1]``, the velocity is scaled by ``time``. The divergence is the Laplacian of
-    ``log g``, computed exactly (``probes is None``) or by Hutchinson with Hessian-vector
-    products.
+    ``log g``: in closed form where ``score_laplacian`` is given (then ``probes`` are not
+    needed and ignored: the exact value), else by autograd, exactly (``probes is None``) or by
+    Hutchinson with Hessian-vector products.
+
+    Args:
+        log_prob: ``log g``.
+        time: the flow time T.
+        score_laplacian: optional ``x -> (grad log g(x), Laplacian log g(x))``, e.g.
+            :meth:`jkoic.targets.GaussianMixture.score_and_laplacian`.
     """
 
-    def __init__(self, log_prob: Callable[[Tensor], Tensor], time: float) -> None:
+    def __init__(
+        self,
+        log_prob: Callable[[Tensor], Tensor],
+        time: float,
+        score_laplacian: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
         super().__init__()
         self._log_prob = log_prob
+        self._score_laplacian = score_laplacian
         self.time = float(time)
 
     def forward(self, t: float | Tensor, z: Tensor) -> Tensor:
+        if self._score_laplacian is not None:
+            return self.time * self._score_laplacian(z)[0]
         with torch.enable_grad():
             zz = z.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self._log_prob(zz).sum(), zz)
@@ -252,6 +267,9 @@ class GradientFlowVelocity(nn.Module):
     def velocity_and_divergence(
         self, t: float | Tensor, z: Tensor, probes: Tensor | None
     ) -> tuple[Tensor, Tensor]:
+        if self._score_laplacian is not None:
+            g, lap = self._score_laplacian(z)
+            return self.time * g, self.time * lap
         with torch.enable_grad():
             zz = z.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self._log_prob(zz).sum(), zz, create_graph=True)

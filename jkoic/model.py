@@ -185,6 +185,24 @@ class Sampler(nn.Module):
     def _log_g(self, x: Tensor) -> Tensor:
         return check_log_prob(self.target, x)
 
+    def _gradient_flow_field(self, time: float) -> GradientFlowVelocity:
+        """The gradient-flow layer's field, with the target's closed-form score and Laplacian if any."""
+        closed = getattr(self.target, "score_and_laplacian", None)
+        probe = None
+        if callable(closed):
+            x0 = torch.zeros(1, self.dim, device=self.device, dtype=self.dtype)
+            probe = closed(x0)
+        if probe is None:
+            return GradientFlowVelocity(self._log_g, time)
+
+        def score_laplacian(x: Tensor) -> tuple[Tensor, Tensor]:
+            out = closed(x)
+            if not (torch.isfinite(out[0]).all() and torch.isfinite(out[1]).all()):
+                raise ValueError(f"target {self.target.name!r}: score_and_laplacian gave NaN or inf")
+            return out
+
+        return GradientFlowVelocity(self._log_g, time, score_laplacian)
+
     def _new_generator(self, seed: int) -> torch.Generator:
         g = torch.Generator(device=self.device)
         g.manual_seed(seed)
@@ -558,7 +576,7 @@ class Sampler(nn.Module):
                 with torch.no_grad():
                     data = self._reject(params, data, k, gen)
             elif kind == "gradient_flow":
-                field = GradientFlowVelocity(self._log_g, tau)
+                field = self._gradient_flow_field(tau)
                 self.layers.append(_FlowLayer(field, kind, tau, self.config.gradient_flow_steps))
             else:
                 layer, info = self._train_cnf(k, tau, data.x, gen, progress)
@@ -712,7 +730,7 @@ class Sampler(nn.Module):
             if kind == "rejection":
                 self.layers.append(_RejectionLayer(RejectionParams(float(spec["log_c"]), float(spec["mean_alpha"]))))
             elif kind == "gradient_flow":
-                field = GradientFlowVelocity(self._log_g, float(spec["tau"]))
+                field = self._gradient_flow_field(float(spec["tau"]))
                 self.layers.append(_FlowLayer(field, kind, float(spec["tau"]), int(spec["sample_steps"])))
             elif kind == "cnf":
                 field = MLPVelocity(self.dim, self.config.hidden_width(self.dim), self.config.n_hidden_layers)

@@ -156,6 +156,15 @@ class Target:
     def __call__(self, x: Tensor) -> Tensor:
         return self.log_prob(x)
 
+    def score_and_laplacian(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(grad log g(x), Laplacian of log g(x))`` in closed form, or ``None``.
+
+        The gradient-flow layer (Remark E.2) integrates ``v = grad log g`` with divergence
+        ``Laplacian log g``; it uses this closed form where a target provides one (the
+        Gaussian mixtures) and autograd otherwise. ``None``: not available.
+        """
+        return None
+
     def sample(
         self,
         n: int,
@@ -309,6 +318,32 @@ class GaussianMixture(Target):
         if not parts:
             return x.new_zeros((0,))
         return torch.cat(parts) + self._log_norm
+
+    def score_and_laplacian(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Closed-form ``grad log g`` and its Laplacian (float64 inside, ``x``'s dtype out).
+
+        With responsibilities ``r_k(x)`` and ``m(x) = sum_k r_k m_k``: the score is
+        ``(m(x) - x) / s`` and the Laplacian ``sum_k r_k |m_k - m(x)|^2 / s^2 - d / s``
+        (``s`` the variance), the variance form, which has no cancellation far from the modes.
+        """
+        self._check_input(x)
+        means = self._buffer("means", x.new_empty(0, dtype=torch.float64))
+        logw = self._buffer("log_weights", x.new_empty(0, dtype=torch.float64))
+        K, d = means.shape
+        s = self.variance
+        chunk = max(1, (1 << 22) // max(1, K * d))
+        scores, laps = [], []
+        for start in range(0, x.shape[0], chunk):
+            xc = x[start : start + chunk].detach().to(torch.float64)
+            sq = ((xc[:, None, :] - means[None, :, :]) ** 2).sum(-1)
+            r = torch.softmax(logw - sq / (2.0 * s), dim=-1)
+            m = r @ means
+            spread = (r * ((means[None, :, :] - m[:, None, :]) ** 2).sum(-1)).sum(-1)
+            scores.append((m - xc) / s)
+            laps.append(spread / s**2 - d / s)
+        if not scores:
+            return x.new_zeros((0, d)), x.new_zeros((0,))
+        return torch.cat(scores).to(x.dtype), torch.cat(laps).to(x.dtype)
 
     def _sample(self, n: int, generator: torch.Generator | None) -> Tensor:
         if n == 0:

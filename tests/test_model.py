@@ -316,3 +316,27 @@ def test_eval_trace_can_be_exact_while_training_uses_hutchinson():
 def test_eval_trace_limit_is_validated():
     with pytest.raises(ValueError, match="exact_trace_eval_max_dim"):
         tiny_config(exact_trace_eval_max_dim=-1)
+
+
+def test_gradient_flow_layer_uses_the_targets_closed_form(tmp_path):
+    # a mixture target gets the closed-form Laplacian (exact, no probes): the layer's density
+    # equals the autograd one, and a saved / loaded model keeps the closed form
+    import jkoic
+    from jkoic.cnf import GradientFlowVelocity
+
+    tgt = jkoic.targets.get("8modes")
+    cfg = jkoic.Config(n_flow_steps=0, n_blocks=0, gradient_flow_time=0.5, gradient_flow_steps=4)
+    model = jkoic.Sampler(tgt, cfg, dtype=torch.float64)
+    model.fit(seed=0, progress=False)
+    field = model.layers[0].field
+    assert isinstance(field, GradientFlowVelocity) and field._score_laplacian is not None
+    z = torch.randn(50, 2, dtype=torch.float64) * 3
+    auto = GradientFlowVelocity(tgt.log_prob, time=0.5)
+    v, div = field.velocity_and_divergence(0.0, z, None)
+    v_a, div_a = auto.velocity_and_divergence(0.0, z, None)
+    assert torch.allclose(v, v_a, atol=1e-10) and torch.allclose(div, div_a, atol=1e-8)
+    model.save(tmp_path / "m.pt")
+    again = jkoic.Sampler.load(tmp_path / "m.pt")
+    assert again.layers[0].field._score_laplacian is not None
+    x = torch.randn(30, 2, dtype=torch.float64)
+    assert torch.allclose(again.log_prob(x.float()).double(), model.log_prob(x).double(), atol=1e-4)
