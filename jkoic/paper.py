@@ -267,7 +267,7 @@ def run_method(
     * ``mala`` / ``hmc``: :func:`jkoic.baselines.mala` / ``hmc``, one chain per sample
       (``mcmc["n_chains"]`` chains if set), settings ``DEFAULT_MCMC`` updated by ``mcmc``.
     * ``coupling_kl``: :class:`jkoic.baselines.CouplingFlow` (5 Glow blocks, conditioner
-      width 3x the JKO hidden width) trained by ``train_reverse_kl``; ``DEFAULT_COUPLING``
+      width 3x the JKO hidden width, ``overrides`` included) trained by ``train_reverse_kl``; ``DEFAULT_COUPLING``
       updated by ``coupling``.
     """
     from .model import Sampler
@@ -313,7 +313,8 @@ def run_method(
 
         c = {**DEFAULT_COUPLING, **(coupling or {})}
         d = int(target.dim)
-        hidden = int(c["hidden"] or 3 * preset(preset_name, preset_profile, dim=dim).hidden_width(d))
+        # 3x the width of the JKO-IC network as run (overrides included, e.g. the cpu profile's Funnel)
+        hidden = int(c["hidden"] or 3 * preset(preset_name, preset_profile, dim=dim, **(overrides or {})).hidden_width(d))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             flow = CouplingFlow(d, hidden, n_blocks=int(c["n_blocks"])).to(device)
