@@ -106,6 +106,9 @@ class Config:
             raise ValueError(f"Config.trace must be 'auto', 'exact' or 'hutchinson', got {self.trace!r}")
         if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
             raise ValueError(f"Config.hidden must be a positive int or None, got {self.hidden!r}")
+        if isinstance(self.exact_trace_max_dim, bool) or not isinstance(self.exact_trace_max_dim, int) \
+                or self.exact_trace_max_dim < 0:
+            raise ValueError(f"Config.exact_trace_max_dim must be a non-negative int, got {self.exact_trace_max_dim!r}")
         if self.exact_trace_eval_max_dim is not None and (
                 not isinstance(self.exact_trace_eval_max_dim, int) or self.exact_trace_eval_max_dim < 0):
             raise ValueError("Config.exact_trace_eval_max_dim must be a non-negative int or None, "

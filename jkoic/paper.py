@@ -194,8 +194,9 @@ def method_config(
     ``jkoic``: ``preset(preset_name, preset_profile, **overrides)`` with ``n_iters`` scaled
     by ``iters_scale``; ``neural_jko``: the same without rejection steps
     (:func:`jkoic.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``;
-    ``cnf_kl``: one CNF with the same network trained on the reverse KL alone (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term,
-    no gradient-flow layer, by default the iteration budget of all CNF steps together;
+    ``cnf_kl``: one CNF with the same network trained on the reverse KL alone
+    (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term, no gradient-flow layer, by
+    default the iteration budget of all CNF steps together;
     ``kl_overrides["n_iters"]`` sets it), then the other ``kl_overrides``.
     """
     from .baselines import reverse_kl_cnf_config
@@ -267,8 +268,8 @@ def run_method(
     * ``mala`` / ``hmc``: :func:`jkoic.baselines.mala` / ``hmc``, one chain per sample
       (``mcmc["n_chains"]`` chains if set), settings ``DEFAULT_MCMC`` updated by ``mcmc``.
     * ``coupling_kl``: :class:`jkoic.baselines.CouplingFlow` (5 Glow blocks, conditioner
-      width 3x the JKO hidden width, ``overrides`` included) trained by ``train_reverse_kl``; ``DEFAULT_COUPLING``
-      updated by ``coupling``.
+      width 3x the JKO hidden width, ``overrides`` included) trained by ``train_reverse_kl``;
+      ``DEFAULT_COUPLING`` updated by ``coupling``.
     """
     from .model import Sampler
 
@@ -314,7 +315,8 @@ def run_method(
         c = {**DEFAULT_COUPLING, **(coupling or {})}
         d = int(target.dim)
         # 3x the width of the JKO-IC network as run (overrides included, e.g. the cpu profile's Funnel)
-        hidden = int(c["hidden"] or 3 * preset(preset_name, preset_profile, dim=dim, **(overrides or {})).hidden_width(d))
+        width = preset(preset_name, preset_profile, dim=dim, **(overrides or {})).hidden_width(d)
+        hidden = int(c["hidden"] or 3 * width)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             flow = CouplingFlow(d, hidden, n_blocks=int(c["n_blocks"])).to(device)

@@ -316,6 +316,9 @@ def test_eval_trace_can_be_exact_while_training_uses_hutchinson():
 def test_eval_trace_limit_is_validated():
     with pytest.raises(ValueError, match="exact_trace_eval_max_dim"):
         tiny_config(exact_trace_eval_max_dim=-1)
+    for bad in (-1, 2.5, None, True):
+        with pytest.raises(ValueError, match="exact_trace_max_dim must be"):
+            tiny_config(exact_trace_max_dim=bad)
 
 
 def test_gradient_flow_layer_uses_the_targets_closed_form(tmp_path):
