@@ -738,8 +738,17 @@ def build_table(number: int, results: dict[str, dict[str, Any]], digits: int = 2
     notes = sorted({f"{PV.TARGETS[t]}, {PV.METHODS[m]}: {pv.note}" for (t, m, _), pv in pt.cells.items()
                     if pv.note and pv.reported and not pv.note.startswith("no std")})
     footer = [f"* {n}" for n in notes]
-    runs = sorted({r["ours_runs"] for r in records if r["ours_runs"]})
-    caption = (f"{pt.caption} Ours: mean ± std over {'/'.join(map(str, runs)) or 'no'} run(s) "
+    # runs per cell; metrics with per-evaluation lists (Sinkhorn) pool every evaluation of every run
+    methods = {c[0] for c in cols}
+    runs = sorted({len(v) for key, res in results.items() if key in pt.rows
+                   for m, v in res.get("runs", {}).items() if m in methods and v})
+    pooled = sorted({r["ours_runs"] for r in records if r["ours_runs"] and any(
+        f"{r['metric']}_values" in run.get("metrics", {})
+        for run in results.get(r["target"], {}).get("runs", {}).get(r["method"], []))})
+    over = f"{'/'.join(map(str, runs)) or 'no'} run(s)"
+    if pooled:
+        over += f" ({'/'.join(map(str, pooled))} evaluations pooled)"
+    caption = (f"{pt.caption} Ours: mean ± std over {over} "
                f"(profile {_profiles(results)}); paper: the published value.")
     return Table(f"table{number}", f"Table {number}: {pt.title}", caption, groups, sub, labels, rows, records, footer)
 

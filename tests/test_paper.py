@@ -91,6 +91,9 @@ def test_build_table5_and_7():
     cell = dict(zip(paper._header_cells(t5), t5.rows[0]))
     assert cell["Neural JKO IC: ours"] == "3000.0 ± 100.0"
     assert cell["SCLD (paper, quoted)"] == "3787.7 ± 249.8*"  # * : note (quoted from Chen et al. 2025)
+    # one run whose two Sinkhorn evaluations are pooled: the caption says so, not "2 runs"
+    assert "over 1 run(s) (2 evaluations pooled)" in t5.caption
+    assert "over 1/2 run(s) (profile test)" in paper.build_table(1, _results()).caption
     t7 = paper.build_table(7, _results())
     assert len(t7.subheader) == 3 * 3 * 2  # 3 metrics x 3 methods x (ours, paper)
     assert any(h.startswith("log(Z) estimate: Neural JKO IC") for h in paper._header_cells(t7))
