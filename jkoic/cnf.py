@@ -84,6 +84,11 @@ def _elu_and_slope(a: Tensor, inplace: bool, out_slope: Tensor | None = None) ->
 _LOG2E = 1.0 / math.log(2.0)
 
 
+#: scratch of the no-grad exact-divergence kernel, shared by all fields (see ``_workspace``)
+_SCRATCH: dict[tuple, dict[str, Tensor]] = {}
+_SCRATCH_SLOTS = 4
+
+
 class MLPVelocity(nn.Module):
     """Dense ELU network ``v(z, t)`` with the time appended to the input of every layer.
 
@@ -109,7 +114,6 @@ class MLPVelocity(nn.Module):
         self.out = nn.Linear(hidden + 1, dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        self._scratch: dict[tuple, dict[str, Tensor]] = {}
 
     @staticmethod
     def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
@@ -167,22 +171,24 @@ class MLPVelocity(nn.Module):
         return v, div
 
     def _workspace(self, n: int, like: Tensor) -> dict[str, Tensor]:
-        """Scratch tensors of the no-grad kernel, kept between calls of the same shape.
+        """Scratch tensors of the no-grad kernel, shared by every field of the same shape.
 
         Reusing them avoids a fresh multi-megabyte allocation per layer and call, which glibc
         serves from ``mmap`` and pays for with page faults (a third of the kernel's time on
-        one CPU thread). Keyed by thread so that concurrent callers do not share scratch.
+        one CPU thread). The cache is module-wide and keeps the last ``_SCRATCH_SLOTS``
+        shapes, so a model's many CNF layers share one set (memory bounded by the shapes,
+        not by the layers); keyed by thread so that concurrent callers do not share scratch.
         """
-        key = (n, like.dtype, like.device, threading.get_ident())
-        ws = self._scratch.get(key)
+        hidden, k, n_layers = self.out.in_features - 1, self.dim, len(self.hidden_layers)
+        key = (n, hidden, k, n_layers, like.dtype, like.device, threading.get_ident())
+        ws = _SCRATCH.pop(key, None)
         if ws is None:
-            if len(self._scratch) >= 4:
-                self._scratch.clear()
-            hidden, k, n_layers = self.out.in_features - 1, self.dim, len(self.hidden_layers)
+            while len(_SCRATCH) >= _SCRATCH_SLOTS:
+                _SCRATCH.pop(next(iter(_SCRATCH)))
             new = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
             ws = {"act": new(2, n, hidden), "slope": new(n_layers, n, hidden),
                   "fwd": new(n, k * hidden), "bwd": new(n, k * hidden)}
-            self._scratch[key] = ws
+        _SCRATCH[key] = ws  # most recently used last
         return ws
 
     def _velocity_and_exact_divergence_nograd(self, t: float | Tensor, z: Tensor) -> tuple[Tensor, Tensor]:

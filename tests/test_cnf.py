@@ -202,3 +202,22 @@ def test_gradient_flow_closed_form_matches_autograd():
     # float32 input: float32 output, still accurate (computed in float64 inside)
     v32, div32 = closed.velocity_and_divergence(0.0, z.float(), None)
     assert v32.dtype == torch.float32 and torch.allclose(div32.double(), div_a, rtol=1e-4, atol=1e-4)
+
+
+def test_nograd_scratch_is_shared_bounded_and_not_aliased():
+    # the no-grad kernel's scratch is shared by fields of one shape (not one set per layer), the
+    # cache keeps a bounded number of shapes, and returned values never alias the scratch
+    from jkoic import cnf
+
+    cnf._SCRATCH.clear()
+    fields = [_random_field(2, seed=i) for i in range(6)]
+    z = torch.randn(100, 2, dtype=torch.float64)
+    with torch.no_grad():
+        first = [f.velocity_and_divergence(0.3, z, None) for f in fields]
+        assert len(cnf._SCRATCH) == 1
+        for n in (10, 20, 30, 40, 50, 60):
+            fields[0].velocity_and_divergence(0.3, z[:n], None)
+        assert len(cnf._SCRATCH) <= cnf._SCRATCH_SLOTS
+        again = [f.velocity_and_divergence(0.3, z, None) for f in fields]
+    for (v, d), (v2, d2) in zip(first, again):
+        assert torch.equal(v, v2) and torch.equal(d, d2)
