@@ -116,12 +116,14 @@ class MLPVelocity(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     @staticmethod
-    def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
-        """``layer(cat([h, t]))`` without the concatenation; returns (output, W_h)."""
+    def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``layer(cat([h, t]))`` without the concatenation (into ``out`` if given); returns (output, W_h)."""
         w = layer.weight
         w_h = w[:, :-1]
         bias = layer.bias + w[:, -1] * t
-        return F.linear(h, w_h, bias), w_h
+        if out is None:
+            return F.linear(h, w_h, bias), w_h
+        return torch.addmm(bias, h, w_h.t(), out=out), w_h
 
     def forward(self, t: float | Tensor, z: Tensor) -> Tensor:
         h = z
@@ -210,10 +212,8 @@ class MLPVelocity(nn.Module):
         h = z
         weights = []
         for i, layer in enumerate(layers):
-            w = layer.weight
-            w_h = w[:, :-1]
+            a, w_h = self._affine(layer, h, t, out=act[i % 2])
             weights.append(w_h)
-            a = torch.addmm(layer.bias + w[:, -1] * t, h, w_h.t(), out=act[i % 2])
             h, _ = _elu_and_slope(a, True, out_slope=slopes[i])
         v, w_o = self._affine(self.out, h, t)
         hidden = w_o.shape[1]
