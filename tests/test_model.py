@@ -268,6 +268,33 @@ def test_sample_path_and_upto(trained):
         trained.sample(10, upto=9)
 
 
+def test_sample_path_stages_are_draws_of_the_truncated_models(trained):
+    # stage k of one path must be distributed as sample(upto=k): the layer curve (Figure 11)
+    # reads every layer off one path. Compare means of x and of log p (the entropy), 5 sigma.
+    n = 6000
+    stages = trained.sample_path(n, seed=11)
+    for k, stage in enumerate(stages):
+        x, lp = trained.sample(n, seed=12, upto=k)
+        assert torch.allclose(trained.log_prob(stage["x"], upto=k), stage["log_p"], atol=2e-3)
+        for a, b in ((stage["x"], x), (stage["log_p"][:, None], lp[:, None])):
+            se = torch.sqrt((a.var(0) + b.var(0)) / n)
+            assert torch.all((a.mean(0) - b.mean(0)).abs() < 5 * se), (k, a.mean(0), b.mean(0))
+
+
+def test_layer_curve_one_entry_per_stage(trained):
+    from jkoic import paper
+
+    truth = paper.ground_truth(trained.target, 2000, 0)
+    curve = paper.layer_curve(trained, truth, n=2000, n_projections=50)
+    assert [c["kind"] for c in curve] == ["latent"] + trained.layer_kinds()
+    assert all(math.isfinite(c["log_z"]) and c["energy"] >= -1e-3 for c in curve)
+    # each entry's ELBO agrees with an independent draw of that truncated model (5 sigma)
+    for k in (0, len(curve) - 1):
+        x, lp, lg = trained.sample(20000, seed=5, upto=k, return_log_g=True)
+        w = lg - lp
+        assert abs(curve[k]["log_z"] - w.mean().item()) < 5 * w.std().item() * math.sqrt(1 / 2000 + 1 / 20000)
+
+
 def test_reverse_kl_cnf_and_neural_jko_baselines():
     from jkoic.baselines import neural_jko, reverse_kl_cnf
 
