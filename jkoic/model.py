@@ -237,7 +237,11 @@ class Sampler(nn.Module):
         buf = self._buffers_by_layer.pop(k, None)
         have = 0 if buf is None else len(buf)
         if have < m:
-            min_batch = int(self.config.extra.get("min_batch", 4096))
+            # a floor on fresh draws, so that a few extra replacements do not recurse through
+            # the stack as tiny batches; kept small, since what is left over is dropped with the
+            # buffers at the end of the call (4096 made a 400-point replacement draw of a
+            # 2000-point training dataset cost 10x what it needed)
+            min_batch = int(self.config.extra.get("min_batch", 256))
             new = self._generate(k, max(m - have, min_batch), gen)
             buf = new if buf is None else _Batch.cat([buf, new])
         assert buf is not None
@@ -460,6 +464,7 @@ class Sampler(nn.Module):
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = True,
         callback: Callable[["Sampler", dict[str, Any]], None] | None = None,
+        final_stats: bool = True,
     ) -> "Sampler":
         """Train the layers of Algorithm 2 one after the other.
 
@@ -472,6 +477,10 @@ class Sampler(nn.Module):
                 ``resume=True`` an existing checkpoint is loaded and training continues
                 from its last completed layer.
             callback: called as ``callback(model, log_entry)`` after every layer.
+            final_stats: log the ELBO, importance log Z and ESS of the finished model (every
+                earlier layer gets them from the next unit's dataset); this draws one more
+                dataset of ``dataset_size`` samples through the whole stack, so pass
+                ``False`` when you draw your own evaluation samples right after.
         Returns:
             ``self``.
         """
@@ -507,7 +516,7 @@ class Sampler(nn.Module):
                     bar.update(1)
         finally:
             bar.close()
-        if self.log and "log_z_elbo" not in self.log[-1]:
+        if final_stats and self.log and "log_z_elbo" not in self.log[-1]:
             b = self._fresh_dataset(self._new_generator(_seed_for(seed, len(self.plan), 7)))
             self._buffers_by_layer.clear()
             assert b.log_g is not None

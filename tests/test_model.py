@@ -295,6 +295,37 @@ def test_layer_curve_one_entry_per_stage(trained):
         assert abs(curve[k]["log_z"] - w.mean().item()) < 5 * w.std().item() * math.sqrt(1 / 2000 + 1 / 20000)
 
 
+def test_small_draws_do_not_inflate_the_bottom_load(trained, monkeypatch):
+    # 300 samples through C C R R: each rejection layer draws its proposals plus a spare of
+    # rate * m + 4 sqrt(rate * m + 1) + 16 from below, so the latent serves about 540 points.
+    # Fresh draws have a floor (min_batch) against tiny recursive batches; a large floor
+    # (it was 4096) makes every short draw, e.g. a training dataset's replacements, cost
+    # the floor at every level below.
+    drawn = []
+    latent = trained._latent
+
+    def counting(n, gen):
+        drawn.append(n)
+        return latent(n, gen)
+
+    monkeypatch.setattr(trained, "_latent", counting)
+    x, _ = trained.sample(300, seed=4)
+    assert x.shape == (300, 2)
+    assert 300 < sum(drawn) <= 2 * 542, drawn
+
+
+def test_fit_final_stats_optional():
+    cfg = tiny_config(n_iters=4, dataset_size=2000, n_blocks=1, rejections_per_block=1)
+    with_stats = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    without = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False, final_stats=False)
+    assert "log_z_elbo" in with_stats.log[-1] and "log_z_elbo" not in without.log[-1]
+    assert all("log_z_elbo" in e for e in without.log[:-1])
+    # the final statistics draw nothing the model depends on: the two models sample alike
+    x1, lp1 = with_stats.sample(500, seed=1)
+    x2, lp2 = without.sample(500, seed=1)
+    assert torch.equal(x1, x2) and torch.equal(lp1, lp2)
+
+
 def test_reverse_kl_cnf_and_neural_jko_baselines():
     from jkoic.baselines import neural_jko, reverse_kl_cnf
 
