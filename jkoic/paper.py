@@ -447,7 +447,6 @@ def path_data(model: Any, n: int, *, seed: int = 0, means: Tensor | None = None)
     (stage kinds as strings) and, with ``means``, ``mode_weights`` (stages, K).
     """
     from . import metrics as M
-    from .targets import check_log_prob
 
     stages = model.sample_path(n, seed=seed)
     xs, rej, res, kinds, weights = [], [], [], [], []
