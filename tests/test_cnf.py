@@ -35,13 +35,14 @@ class LinearField(nn.Module):
         return v, div
 
 
+@pytest.mark.parametrize("hidden", [16, 13], ids=["width16", "width13_padded"])
 @pytest.mark.parametrize("n_hidden", [1, 2, 3, 4])
 @pytest.mark.parametrize("grad", [True, False], ids=["autograd", "no_grad"])
 @pytest.mark.parametrize("dim", [1, 2, 3, 7])
-def test_exact_divergence_matches_autograd_jacobian(dim, grad, n_hidden):
+def test_exact_divergence_matches_autograd_jacobian(dim, grad, n_hidden, hidden):
     # both kernels: the autograd one (training) and the in-place one (sampling, no_grad, where
-    # the first layer's tangents are folded into the second layer's matrix when there is one)
-    f = _random_field(dim, n_hidden=n_hidden)
+    # the tangents meet in the middle and a width of 13 is zero-padded to 16)
+    f = _random_field(dim, hidden=hidden, n_hidden=n_hidden)
     z = torch.randn(5, dim, dtype=torch.float64)
     for t in (0.0, 0.37, 1.0):
         with torch.set_grad_enabled(grad):
@@ -221,3 +222,26 @@ def test_nograd_scratch_is_shared_bounded_and_not_aliased():
         again = [f.velocity_and_divergence(0.3, z, None) for f in fields]
     for (v, d), (v2, d2) in zip(first, again):
         assert torch.equal(v, v2) and torch.equal(d, d2)
+
+
+def test_nograd_padded_weights_follow_parameter_updates():
+    # the no-grad kernel caches zero-padded weights: an optimizer step and load_state_dict
+    # (both in place) must invalidate them, and the padding must not change the field
+    f = _random_field(2, hidden=13, seed=7)
+    z = torch.randn(50, 2, dtype=torch.float64)
+    opt = torch.optim.SGD(f.parameters(), lr=0.1)
+    for _ in range(2):
+        with torch.no_grad():
+            v, div = f.velocity_and_divergence(0.5, z, None)
+        v_ref, div_ref = f.velocity_and_divergence(0.5, z, None)  # autograd kernel, unpadded
+        assert torch.allclose(v, v_ref, atol=1e-12) and torch.allclose(div, div_ref, atol=1e-12)
+        assert f._pad_cache[1]["w"][1].shape == (16, 16)
+        opt.zero_grad()
+        f(0.5, z).square().sum().backward()
+        opt.step()
+    other = _random_field(2, hidden=13, seed=8)
+    f.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        v, div = f.velocity_and_divergence(0.2, z, None)
+        v_o, div_o = other.velocity_and_divergence(0.2, z, None)
+    assert torch.allclose(v, v_o, atol=1e-12) and torch.allclose(div, div_o, atol=1e-12)
