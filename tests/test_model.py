@@ -379,6 +379,53 @@ def test_eval_trace_limit_is_validated():
             tiny_config(exact_trace_max_dim=bad)
 
 
+def test_fewest_steps_keeps_only_what_the_tolerance_allows():
+    from jkoic.cnf import MLPVelocity
+    from jkoic.model import _fewest_steps
+
+    x = torch.randn(500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    still = MLPVelocity(2, 8).to(torch.float64)  # zero last layer: v = 0, every step count agrees
+    assert _fewest_steps(still, x, 4, 1e-12) == (1, 0.0)
+    torch.manual_seed(1)
+    moving = MLPVelocity(2, 8).to(torch.float64)
+    for p in moving.parameters():
+        torch.nn.init.normal_(p, std=1.0)
+    steps, err = _fewest_steps(moving, x, 4, 1e-12)  # a strongly curved field keeps its 4 steps
+    assert (steps, err) == (4, 0.0)
+    steps, err = _fewest_steps(moving, x, 4, math.inf)  # any map passes an infinite tolerance
+    assert steps == 1 and err > 0
+    # the error reported is the one measured against the reference step count, both ways
+    z1, l1, _ = jkoic.cnf.integrate(moving, x, n_steps=1)
+    z4, l4, _ = jkoic.cnf.integrate(moving, x, n_steps=4)
+    xb, lb, _ = jkoic.cnf.integrate(moving, z4, n_steps=1, reverse=True)
+    parts = [(z1 - z4).abs().max(), (l1 - l4).abs().max(), (xb - x).abs().max(), (lb + l4).abs().max()]
+    assert err == pytest.approx(max(float(p) for p in parts))
+
+
+def test_sample_steps_tol_calibrates_each_cnf_layer():
+    # each trained CNF layer samples with the fewest steps within the tolerance on its data (a
+    # tiny tolerance keeps the trained 3, a huge one takes 1), the next layers train on data
+    # drawn that way, and densities at the samples (backward pass) stay within the trained
+    # steps' own disagreement plus the tolerance forward and backward per layer
+    steps = {}
+    for tol in (1e-9, 1e-2, 10.0):
+        cfg = tiny_config(n_iters=30, dataset_size=2000, sample_steps_tol=tol)
+        model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+        cnf_logs = [e for e in model.log if e["kind"] == "cnf"]
+        cnf_layers = [la for la in model.layers if getattr(la, "kind", None) == "cnf"]
+        assert [e["sample_steps"] for e in cnf_logs] == [la.sample_steps for la in cnf_layers]
+        assert all(e["sample_steps_error"] <= tol for e in cnf_logs)
+        steps[tol] = [la.sample_steps for la in cnf_layers]
+        if tol < 1.0:
+            x, log_p = model.sample(2000, seed=1)
+            assert torch.allclose(model.log_prob(x), log_p, atol=2e-3 + 2 * tol * len(cnf_layers))
+    assert steps[1e-9] == [3, 3] and steps[10.0] == [1, 1]
+    assert all(s < 3 for s in steps[1e-2])
+    for bad in (0.0, -1e-3, True, "1e-4"):
+        with pytest.raises(ValueError, match="sample_steps_tol"):
+            tiny_config(sample_steps_tol=bad)
+
+
 def test_gradient_flow_layer_uses_the_targets_closed_form(tmp_path):
     # a mixture target gets the closed-form Laplacian (exact, no probes): the layer's density
     # equals the autograd one, and a saved / loaded model keeps the closed form
