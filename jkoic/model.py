@@ -120,18 +120,29 @@ def _fewest_steps(field: nn.Module, x: Tensor, steps: int, tol: float) -> tuple[
     Returns:
         ``(n_steps, error)``, with error 0.0 when ``steps`` itself is kept.
     """
+    if steps <= 1:
+        return steps, 0.0
     with torch.no_grad():
         z_ref, ld_ref, _ = integrate(field, x, n_steps=steps, trace="exact")
-        for s in range(1, steps):
+
+        def error(s: int) -> float:
             z, ld, _ = integrate(field, x, n_steps=s, trace="exact")
             err = max(float((z - z_ref).abs().max()), float((ld - ld_ref).abs().max()))
             if err > tol:
-                continue
+                return err
             x_back, ld_back, _ = integrate(field, z_ref, n_steps=s, reverse=True, trace="exact")
-            err = max(err, float((x_back - x).abs().max()), float((ld_back + ld_ref).abs().max()))
+            return max(err, float((x_back - x).abs().max()), float((ld_back + ld_ref).abs().max()))
+
+        # bisection (the error falls with the step count): log2(steps) trials, not steps - 1
+        lo, hi, hi_err = 1, steps, 0.0
+        while lo < hi:
+            mid = (lo + hi) // 2
+            err = error(mid)
             if err <= tol:
-                return s, err
-    return steps, 0.0
+                hi, hi_err = mid, err
+            else:
+                lo = mid + 1
+    return hi, hi_err
 
 
 class Sampler(nn.Module):

@@ -400,6 +400,25 @@ def test_fewest_steps_keeps_only_what_the_tolerance_allows():
     xb, lb, _ = jkoic.cnf.integrate(moving, z4, n_steps=1, reverse=True)
     parts = [(z1 - z4).abs().max(), (l1 - l4).abs().max(), (xb - x).abs().max(), (lb + l4).abs().max()]
     assert err == pytest.approx(max(float(p) for p in parts))
+    # the bisection over 32 reference steps returns a passing count whose predecessor fails
+    mild = MLPVelocity(2, 8).to(torch.float64)
+    for p in mild.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    z32, l32, _ = jkoic.cnf.integrate(mild, x, n_steps=32)
+
+    def two_way_error(s):
+        z, ld, _ = jkoic.cnf.integrate(mild, x, n_steps=s)
+        xb, lb, _ = jkoic.cnf.integrate(mild, z32, n_steps=s, reverse=True)
+        return max(float(v) for v in ((z - z32).abs().max(), (ld - l32).abs().max(),
+                                      (xb - x).abs().max(), (lb + l32).abs().max()))
+
+    chosen = []
+    for tol in (1e-3, 1e-4, 3e-5):
+        s, e = _fewest_steps(mild, x, 32, tol)
+        assert e == pytest.approx(two_way_error(s)) and e <= tol
+        assert s == 1 or two_way_error(s - 1) > tol
+        chosen.append(s)
+    assert chosen == sorted(chosen) and 1 < chosen[-1] < 32
 
 
 def test_sample_steps_tol_calibrates_each_cnf_layer():
