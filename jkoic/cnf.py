@@ -118,14 +118,16 @@ class MLPVelocity(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     @staticmethod
-    def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``layer(cat([h, t]))`` without the concatenation (into ``out`` if given); returns (output, W_h)."""
+    def _affine(layer: nn.Linear, h: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        """``layer(cat([h, t]))`` without the concatenation; returns (output, W_h).
+
+        The no-grad kernel folds the time column into the bias the same way, on its
+        zero-padded copies of the weights (``_padded``).
+        """
         w = layer.weight
         w_h = w[:, :-1]
         bias = layer.bias + w[:, -1] * t
-        if out is None:
-            return F.linear(h, w_h, bias), w_h
-        return torch.addmm(bias, h, w_h.t(), out=out), w_h
+        return F.linear(h, w_h, bias), w_h
 
     def forward(self, t: float | Tensor, z: Tensor) -> Tensor:
         h = z
