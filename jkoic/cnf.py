@@ -208,8 +208,7 @@ class MLPVelocity(nn.Module):
         (``benchmarks/README.md``). Cached until a parameter changes (``_version`` counts
         in-place updates such as optimizer steps and ``load_state_dict``).
         """
-        params = [p for layer in [*self.hidden_layers, self.out] for p in (layer.weight, layer.bias)]
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
         cached = getattr(self, "_pad_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
