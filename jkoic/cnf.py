@@ -84,6 +84,18 @@ def _elu_and_slope(a: Tensor, inplace: bool, out_slope: Tensor | None = None) ->
 _LOG2E = 1.0 / math.log(2.0)
 
 
+def _elu2_and_slope_(a2: Tensor, out_slope: Tensor) -> Tensor:
+    """ELU in base-2 units, in place: for ``a2 = log2(e) a`` returns ``log2(e) (elu(a) + 1)``.
+
+    Writes the slope ``elu'(a) = exp(min(a, 0)) = exp2(min(a2, 0))`` to ``out_slope``. Four
+    passes over the entries instead of the six of ``_elu_and_slope``: the factor log2(e)
+    and the ``- 1`` are folded into the weights and biases of the layers around it (see
+    ``MLPVelocity._padded``); the slope is the one of the unscaled network.
+    """
+    s = torch.clamp(a2, max=0.0, out=out_slope).exp2_()
+    return a2.clamp_(min=0.0).add_(s, alpha=_LOG2E)
+
+
 #: scratch of the no-grad exact-divergence kernel, shared by all fields (see ``_workspace``)
 _SCRATCH: dict[tuple, dict[str, Tensor]] = {}
 _SCRATCH_SLOTS = 4
@@ -229,15 +241,40 @@ class MLPVelocity(nn.Module):
                 b.append(pad(layer.bias[:, None], width, 1)[:, 0])
                 wt.append(pad(layer.weight[:, -1:], width, 1)[:, 0])
             w_o = pad(self.out.weight[:, :-1], self.dim, width)
+            b_o, wt_o = self.out.bias.detach(), self.out.weight[:, -1].detach()
             k = self.dim
             # S_1 @ (W_1[:, j] * W_2^T) for all j (forward tangents at layer 2's pre-activation)
             fold_in = (w[0].t()[:, :, None] * w[1].t()[None]).permute(1, 0, 2).reshape(width, k * width).contiguous()
             # S_L @ (W_o[j] * W_L) for all j (output cotangents at h_{L-1})
             fold_out = (w_o[:, :, None] * w[-1][None]).permute(1, 0, 2).reshape(width, k * width).contiguous()
-        out = {"w": w, "b": b, "wt": wt, "out": [w_o, self.out.bias.detach(), self.out.weight[:, -1].detach()],
-               "fold": [fold_in, fold_out]}
+            # the forward pass in base-2 units (`_elu2_and_slope_`): pre-activations a2 = log2(e) a
+            # and hidden states u = log2(e) (h + 1). Only the first layer's weights and the output
+            # weights change; the biases absorb the "+ 1": W h = W u / log2(e) - W 1.
+            w2 = [w[0] * _LOG2E] + w[1:]
+            b2 = [b[0] * _LOG2E] + [(b_i - w_i.sum(1)) * _LOG2E for w_i, b_i in zip(w[1:], b[1:])] + [b_o - w_o.sum(1)]
+            wt2 = [wt_i * _LOG2E for wt_i in wt] + [wt_o]
+        out = {"w": w, "w_o": w_o, "fold": [fold_in, fold_out],
+               "w2": w2 + [w_o / _LOG2E], "b2": b2, "wt2": wt2, "bias_at": {}}
         self._pad_cache = (key, out)
         return out
+
+    @staticmethod
+    def _biases_at(pw: dict, t: float | Tensor) -> list[Tensor]:
+        """The base-2 kernel's bias of every layer at time ``t`` (the time column folded in).
+
+        Cached per time: a fixed-step solver visits a handful of times, and the tiny ops that
+        fold ``t`` in cost about as much as an elementwise pass over a chunk.
+        """
+        cache = pw["bias_at"]
+        key = float(t) if not isinstance(t, Tensor) else None
+        if key is not None and key in cache:
+            return cache[key]
+        biases = [b_i + wt_i * t for b_i, wt_i in zip(pw["b2"], pw["wt2"])]
+        if key is not None:
+            if len(cache) >= 64:
+                cache.clear()
+            cache[key] = biases
+        return biases
 
     def _velocity_and_exact_divergence_nograd(self, t: float | Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """Velocity and exact divergence without autograd, for two or more hidden layers.
@@ -249,7 +286,9 @@ class MLPVelocity(nn.Module):
         ``e_j`` backward to ``h_2``, ``S_L @ (W_o[j] * W_L)`` (one matmul for all j, then
         back through the layers between), contracted with ``S_2``. The flops are those of
         forward-mode tangents; the matmuls are fewer and wider and the slopes multiply once.
-        The hidden width is zero-padded to a multiple of 8 (``_padded``).
+        The hidden width is zero-padded to a multiple of 8 (``_padded``), and the forward pass
+        runs in base-2 units, which saves two elementwise passes per layer
+        (``_elu2_and_slope_``).
         """
         n, k = z.shape
         pw = self._padded()
@@ -258,12 +297,13 @@ class MLPVelocity(nn.Module):
         width = weights[0].shape[0]
         ws = self._workspace(n, width, z)
         act, slopes = ws["act"], ws["slope"]
+        biases = self._biases_at(pw, t)
         h = z
-        for i, (w_i, b_i, wt_i) in enumerate(zip(weights, pw["b"], pw["wt"])):
-            a = torch.addmm(b_i + wt_i * t, h, w_i.t(), out=act[i % 2])
-            h, _ = _elu_and_slope(a, True, out_slope=slopes[i])
-        w_o, b_o, wt_o = pw["out"]
-        v = torch.addmm(b_o + wt_o * t, h, w_o.t())
+        for i in range(n_layers):
+            a = torch.addmm(biases[i], h, pw["w2"][i].t(), out=act[i % 2])
+            h = _elu2_and_slope_(a, slopes[i])
+        v = torch.addmm(biases[-1], h, pw["w2"][-1].t())
+        w_o = pw["w_o"]
         fold_in, fold_out = pw["fold"]
         fwd = torch.mm(slopes[0], fold_in, out=ws["fwd"]).view(n, k, width)
         if n_layers == 2:

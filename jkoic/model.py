@@ -309,7 +309,13 @@ class Sampler(nn.Module):
             return _Batch(x, b.log_p - ld)
         assert isinstance(layer, _RejectionLayer)
         rate = 1.0 - layer.params.mean_alpha
-        spare = int(math.ceil(m * rate + 4.0 * math.sqrt(m * rate + 1.0) + 16))
+        # replacements drawn with the proposals, so that a shortfall (a further draw through
+        # every layer below) is rare; unused spares are dropped at the end of the call. On
+        # the 8 Peaky model (50000 samples, 4 seeds) a margin of 4 sigma pushed 14.39 M
+        # point-evaluations through the CNFs, 1 sigma 13.89 M (+1.75 shortfall draws per
+        # call), the expected count 13.7 M
+        margin = float(self.config.extra.get("spare_sigmas", 1.0))
+        spare = int(math.ceil(m * rate + margin * math.sqrt(m * rate + 1.0) + 16))
         pool = self._draw(k - 1, m + spare, gen)
         return self._reject(layer.params, pool.take(slice(0, m)), k - 1, gen, pool.take(slice(m, None)))
 
