@@ -62,10 +62,10 @@ def make_probes(
     return e.to(dtype).mul_(2).sub_(1)
 
 
-def _elu_and_slope(a: Tensor, inplace: bool, out_slope: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def _elu_and_slope(a: Tensor, inplace: bool) -> tuple[Tensor, Tensor]:
     """``(elu(a), elu'(a))``.
 
-    Without autograd (``inplace``, overwrites ``a``; the slope goes to ``out_slope`` if given):
+    Without autograd (``inplace``, overwrites ``a``):
     one exponential, ``s = exp(min(a, 0))`` is the slope and ``elu(a) = max(a, 0) + s - 1``.
     The exponential is taken as ``exp2(log2(e) * min(a, 0))``, which on CPU is ~1.9x faster
     than ``exp`` (1.5 vs 0.8 ns per float32 entry, AVX2) at one extra rounding; the whole is
@@ -74,7 +74,7 @@ def _elu_and_slope(a: Tensor, inplace: bool, out_slope: Tensor | None = None) ->
     that of the one-exponential form.
     """
     if inplace:
-        s = torch.clamp(a, max=0.0, out=out_slope) if out_slope is not None else a.clamp(max=0.0)
+        s = a.clamp(max=0.0)
         s.mul_(_LOG2E).exp2_()
         return a.clamp_(min=0.0).add_(s).sub_(1.0), s
     h = F.elu(a)
