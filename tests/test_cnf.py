@@ -182,6 +182,23 @@ def test_elu_and_slope_match_elu_and_its_derivative(inplace):
     assert torch.allclose(s, deriv, atol=1e-15, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_elu2_and_slope_is_elu_in_base_2_units(dtype):
+    # for a2 = log2(e) a: returns log2(e) (elu(a) + 1) in place and writes elu'(a) to the slope buffer
+    from jkoic.cnf import _LOG2E, _elu2_and_slope_
+
+    a = torch.linspace(-30.0, 5.0, 2001, dtype=torch.float64).requires_grad_(True)
+    ref = torch.nn.functional.elu(a)
+    (deriv,) = torch.autograd.grad(ref.sum(), a)
+    a2 = (a.detach() * _LOG2E).to(dtype)
+    slope = torch.full_like(a2, float("nan"))
+    out = _elu2_and_slope_(a2, slope)
+    assert out.data_ptr() == a2.data_ptr()  # in place
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert torch.allclose(out.double(), _LOG2E * (ref.detach() + 1.0), atol=tol, rtol=tol)
+    assert torch.allclose(slope.double(), deriv, atol=tol, rtol=tol)
+
+
 def test_gradient_flow_closed_form_matches_autograd():
     # a GMM's closed-form score and Laplacian give the autograd velocity and exact divergence,
     # also far from every mode (where the naive E|d|^2 - |E d|^2 form cancels)
