@@ -48,6 +48,11 @@ class Config:
     lr_decay: float = 0.95
     lr_decay_every: int = 100
     grad_clip: float | None = None
+    # larger budgets for the late CNF steps (tau >= late_tau): their reverse-KL signal comes from
+    # few tail points and a small batch leaves them on a plateau (benchmarks/README.md, session 8)
+    late_tau: float | None = None
+    late_batch_size: int | None = None  # None -> batch_size
+    late_n_iters: int | None = None  # None -> n_iters
     early_stop_patience: int | None = None  # iterations without improvement (None: off)
     early_stop_window: int = 100  # moving average window of the loss for early stopping
     solver: str = "dopri5"  # training solver: "dopri5" (adaptive, torchdiffeq) or "rk4"
@@ -124,6 +129,21 @@ class Config:
             raise ValueError(f"Config.sample_steps_tol must be a positive number or None, got {self.sample_steps_tol!r}")
         if self.batch_size > self.dataset_size:
             raise ValueError(f"Config.batch_size ({self.batch_size}) exceeds dataset_size ({self.dataset_size})")
+        if self.late_tau is not None and (isinstance(self.late_tau, bool) or not isinstance(self.late_tau, (int, float))
+                                          or not self.late_tau > 0):
+            raise ValueError(f"Config.late_tau must be a positive number or None, got {self.late_tau!r}")
+        for name in ("late_batch_size", "late_n_iters"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Config.{name} must be a positive int or None, got {v!r}")
+            if self.late_tau is None:
+                raise ValueError(f"Config.{name} is set but late_tau is None: set late_tau, the tau from "
+                                 "which CNF steps train with the late budget")
+        if self.late_batch_size is not None and self.late_batch_size > self.dataset_size:
+            raise ValueError(f"Config.late_batch_size ({self.late_batch_size}) exceeds dataset_size "
+                             f"({self.dataset_size})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -139,6 +159,15 @@ class Config:
     def replace(self, **changes: Any) -> "Config":
         """A copy with fields changed (validated)."""
         return Config.from_dict({**self.to_dict(), **changes})
+
+    def budget(self, tau: float) -> tuple[int, int]:
+        """``(n_iters, batch_size)`` of the CNF step with step size ``tau``.
+
+        Steps with ``tau >= late_tau`` use ``late_n_iters`` / ``late_batch_size`` where set.
+        """
+        if self.late_tau is not None and tau >= self.late_tau:
+            return (self.late_n_iters or self.n_iters, self.late_batch_size or self.batch_size)
+        return self.n_iters, self.batch_size
 
     def hidden_width(self, dim: int) -> int:
         return self.hidden if self.hidden is not None else 2 * dim + 50

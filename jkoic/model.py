@@ -664,10 +664,11 @@ class Sampler(nn.Module):
         nfes: list[int] = []
         best, best_it, ma = math.inf, 0, None
         it = 0
-        bar = tqdm(range(cfg.n_iters), desc=f"layer {k} (cnf, tau={tau:.3g})", leave=False,
+        n_iters, batch_size = cfg.budget(tau)
+        bar = tqdm(range(n_iters), desc=f"layer {k} (cnf, tau={tau:.3g})", leave=False,
                    disable=not progress, unit="it")
         for it in bar:
-            idx = torch.randint(0, n_data, (cfg.batch_size,), generator=gen, device=self.device)
+            idx = torch.randint(0, n_data, (batch_size,), generator=gen, device=self.device)
             x = data[idx]
             if cfg.solver == "rk4":
                 z1, ld, kin = integrate(field, x, n_steps=cfg.train_steps, trace=trace,

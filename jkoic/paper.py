@@ -205,12 +205,17 @@ def method_config(
         return max(1, int(round(n_iters * float(scale))))
 
     cfg = preset(preset_name, preset_profile, dim=dim, **(overrides or {}))
+    def scale_iters(c: Config, scale: float) -> Config:
+        late = c.late_n_iters
+        return c.replace(n_iters=scaled(c.n_iters, scale),
+                         late_n_iters=None if late is None else scaled(late, scale))
+
     if iters_scale != 1.0:
-        cfg = cfg.replace(n_iters=scaled(cfg.n_iters, iters_scale))
+        cfg = scale_iters(cfg, iters_scale)
     if method == "jkoic":
         return cfg
     if method == "neural_jko":
-        return cfg.replace(rejection=False, n_iters=scaled(cfg.n_iters, njko_iters_scale))
+        return scale_iters(cfg, njko_iters_scale).replace(rejection=False)
     if method == "cnf_kl":
         kl = dict(kl_overrides or {})
         n_iters = kl.pop("n_iters", None)
@@ -773,6 +778,14 @@ def _num(v: Any) -> str:
     return f"{v:g}"
 
 
+def _late(cfg: dict[str, Any], field_name: str, text: str) -> str:
+    """``text``, followed by the late CNF steps' value of ``field_name`` where one is set."""
+    late = cfg.get(f"late_{field_name}") if field_name in ("batch_size", "n_iters") else None
+    if late is None or cfg.get("late_tau") is None:
+        return text
+    return f"{text} ({_num(late)} from tau {_num(cfg['late_tau'])})"
+
+
 def build_table6(results: dict[str, dict[str, Any]]) -> Table:
     """Table 6: our settings, training and sampling times beside the paper's (and the machine)."""
     params = [("n1", "n_flow_steps"), ("n2", "n_blocks"), ("tau0", "tau0"), ("latent_scale", "latent_scale"),
@@ -794,11 +807,11 @@ def build_table6(results: dict[str, dict[str, Any]]) -> Table:
                 ours = cfg.get(field_name)
                 if p == "hidden" and ours is None:
                     ours = 2 * paper["dim"] + 50
-            row += [_num(ours) if cfg is not None else "-", _num(paper[p])]
+            row += [_late(cfg, field_name, _num(ours)) if cfg is not None else "-", _num(paper[p])]
             records.append({"table": 6, "target": target, "row": p, "ours": ours, "paper": paper[p]})
         paper_iters = preset(target, "paper").n_iters
         ours_iters = cfg.get("n_iters") if cfg else None
-        row += [_num(ours_iters) if cfg else "-", _num(paper_iters)]
+        row += [_late(cfg, "n_iters", _num(ours_iters)) if cfg else "-", _num(paper_iters)]
         records.append({"table": 6, "target": target, "row": "n_iters", "ours": ours_iters, "paper": paper_iters})
         tr, _, _ = _mean_std([r["train_seconds"] / 60.0 for r in runs])
         sm, _, _ = _mean_std([r["sample_seconds"] for r in runs])

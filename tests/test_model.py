@@ -363,6 +363,43 @@ def test_paper_protocol_adaptive_training_runs():
         "dopri5", True, 5000, 5000, 50000)
 
 
+def test_late_cnf_steps_train_with_the_late_budget():
+    # tau = 0.05, 0.2, 0.8: the steps from late_tau = 0.2 on get 7 iterations of batch 64
+    cfg = tiny_config(n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=3, batch_size=32,
+                      dataset_size=500, late_tau=0.2, late_n_iters=7, late_batch_size=64)
+    assert [cfg.budget(t) for t in (0.05, 0.2, 0.8)] == [(3, 32), (7, 64), (7, 64)]
+    assert cfg.replace(late_batch_size=None).budget(1.0) == (7, 32)
+    drawn: list[int] = []
+    real_randint = torch.randint
+
+    def spy(low, high, size, **kw):
+        drawn.append(size[0])
+        return real_randint(low, high, size, **kw)
+
+    model = Sampler(jkoic.targets.get("8modes"), cfg)
+    import unittest.mock
+
+    with unittest.mock.patch.object(torch, "randint", spy):
+        model.fit(seed=0, progress=False, final_stats=False)
+    cnf = [e for e in model.log if e["kind"] == "cnf"]
+    assert [e["iterations"] for e in cnf] == [3, 7, 7]
+    assert drawn.count(32) == 3 and drawn.count(64) == 14
+    # the reverse-KL baseline sums the steps' iterations and drops the late fields
+    from jkoic.baselines import reverse_kl_cnf_config
+
+    kl = reverse_kl_cnf_config(cfg)
+    assert kl.n_iters == 17 and kl.late_tau is None and kl.budget(kl.tau0) == (17, 32)
+    with pytest.raises(ValueError, match="late_tau is None"):
+        tiny_config(late_batch_size=64)
+    with pytest.raises(ValueError, match="late_batch_size .* exceeds dataset_size"):
+        tiny_config(late_tau=1.0, late_batch_size=30000)
+    for bad in (0, -1.0, True, "1"):
+        with pytest.raises(ValueError, match="late_tau must be"):
+            tiny_config(late_tau=bad)
+    with pytest.raises(ValueError, match="late_n_iters must be"):
+        tiny_config(late_tau=1.0, late_n_iters=0)
+
+
 def test_eval_trace_can_be_exact_while_training_uses_hutchinson():
     cfg = tiny_config(n_iters=5, exact_trace_max_dim=1, exact_trace_eval_max_dim=3, dataset_size=2000)
     assert cfg.trace_mode(3) == "hutchinson" and cfg.trace_mode(3, evaluation=True) == "exact"

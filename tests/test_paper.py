@@ -107,6 +107,11 @@ def test_build_table6_times_and_machine():
     assert cell["Hidden neurons: ours"] == "54" and cell["Iterations per CNF step: paper"] == "5000"
     assert cell["Sampling time (s): ours"].startswith("2 (N=1000)")
     assert any("CPU X" in f for f in t.footer)
+    res = _results()
+    res["8peaky"]["configs"]["jkoic"].update(late_tau=10.24, late_batch_size=5000, late_n_iters=None)
+    cell = dict(zip(paper._header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")]))
+    assert cell["Batch size: ours"].endswith("(5000 from tau 10.24)")
+    assert "from tau" not in cell["Iterations per CNF step: ours"]  # no late iteration count set
 
 
 def test_write_table_formats(tmp_path):
@@ -187,6 +192,12 @@ def test_method_config_variants():
     assert jkoic_schedule(kl) == ["cnf"]
     kl_full = paper.method_config("cnf_kl", "8peaky", preset_profile="fast")
     assert kl_full.n_iters == full * 6  # default: the budget of all six CNF steps of 8 Peaky
+    late = paper.method_config("jkoic", "mustache", overrides={"late_tau": 10.0, "late_n_iters": 800},
+                               iters_scale=0.5, njko_iters_scale=0.25)
+    assert (late.n_iters, late.late_n_iters) == (500, 400)  # the late budget scales alike
+    njko = paper.method_config("neural_jko", "mustache", overrides={"late_tau": 10.0, "late_n_iters": 800},
+                               iters_scale=0.5, njko_iters_scale=0.25)
+    assert (njko.n_iters, njko.late_n_iters, njko.rejection) == (125, 100, False)
     with pytest.raises(ValueError):
         paper.method_config("mala", "8peaky")
 

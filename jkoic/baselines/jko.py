@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
+from ..config import Config, schedule
 from ..model import Sampler
 
 __all__ = ["neural_jko", "reverse_kl_cnf", "reverse_kl_cnf_config"]
@@ -39,13 +39,14 @@ def reverse_kl_cnf_config(config: Config, n_iters: int | None = None) -> Config:
     curved paths of a KL-only CNF make a 4-step log-determinant too inaccurate (the
     optimiser exploits it and the ELBO exceeds log Z).
     """
-    n_cnf = config.n_flow_steps + config.n_blocks
+    cnf_iters = sum(config.budget(tau)[0] for kind, tau in schedule(config) if kind == "cnf")
     steps: dict[str, Any] = {}
     if config.solver == "rk4":
         steps = dict(train_steps=max(config.train_steps, _KL_MIN_TRAIN_STEPS),
                      sample_steps=max(config.sample_steps or 0, _KL_MIN_SAMPLE_STEPS))
     return config.replace(n_flow_steps=1, n_blocks=0, tau0=_NO_KINETIC_TAU, rejection=False,
-                          gradient_flow_time=None, n_iters=n_iters or config.n_iters * n_cnf, **steps)
+                          gradient_flow_time=None, n_iters=n_iters or cnf_iters,
+                          late_tau=None, late_batch_size=None, late_n_iters=None, **steps)
 
 
 def reverse_kl_cnf(target: Any, config: Config, n_iters: int | None = None, **kw: Any) -> Sampler:
