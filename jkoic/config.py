@@ -53,6 +53,9 @@ class Config:
     late_tau: float | None = None
     late_batch_size: int | None = None  # None -> batch_size
     late_n_iters: int | None = None  # None -> n_iters
+    # start each CNF step's velocity field from the previous CNF step's trained field instead of
+    # the zero (identity) initialisation of App. F.2 (same objective, other starting point)
+    warm_start: bool = False
     early_stop_patience: int | None = None  # iterations without improvement (None: off)
     early_stop_window: int = 100  # moving average window of the loss for early stopping
     solver: str = "dopri5"  # training solver: "dopri5" (adaptive, torchdiffeq) or "rk4"
@@ -129,6 +132,9 @@ class Config:
             raise ValueError(f"Config.sample_steps_tol must be a positive number or None, got {self.sample_steps_tol!r}")
         if self.batch_size > self.dataset_size:
             raise ValueError(f"Config.batch_size ({self.batch_size}) exceeds dataset_size ({self.dataset_size})")
+        for name in ("warm_start", "adjoint", "rejection"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"Config.{name} must be True or False, got {getattr(self, name)!r}")
         if self.late_tau is not None and (isinstance(self.late_tau, bool) or not isinstance(self.late_tau, (int, float))
                                           or not self.late_tau > 0):
             raise ValueError(f"Config.late_tau must be a positive number or None, got {self.late_tau!r}")

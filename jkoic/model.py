@@ -647,6 +647,13 @@ class Sampler(nn.Module):
         self._buffers_by_layer.clear()
         return entries
 
+    def _previous_cnf_field(self) -> MLPVelocity | None:
+        """The velocity field of the last trained CNF layer (``None`` before the first)."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, _FlowLayer) and layer.kind == "cnf" and isinstance(layer.field, MLPVelocity):
+                return layer.field
+        return None
+
     def _train_cnf(self, k: int, tau: float, data: Tensor, gen: torch.Generator,
                    progress: bool) -> tuple[_FlowLayer, dict[str, Any]]:
         from tqdm import tqdm
@@ -656,6 +663,9 @@ class Sampler(nn.Module):
             torch.manual_seed(_seed_for(self.seed or 0, k, 1))
             field = MLPVelocity(self.dim, cfg.hidden_width(self.dim), cfg.n_hidden_layers)
         field.to(device=self.device, dtype=self.dtype)
+        previous = self._previous_cnf_field()
+        if cfg.warm_start and previous is not None:
+            field.load_state_dict(previous.state_dict())
         opt = torch.optim.Adam(field.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
         trace = cfg.trace_mode(self.dim)

@@ -510,3 +510,28 @@ def test_gradient_flow_layer_uses_the_targets_closed_form(tmp_path):
     assert again.layers[0].field._score_laplacian is not None
     x = torch.randn(30, 2, dtype=torch.float64)
     assert torch.allclose(again.log_prob(x.float()).double(), model.log_prob(x).double(), atol=1e-4)
+
+
+def test_warm_start_begins_each_cnf_step_at_the_previous_field():
+    # lr 1e-9: Adam moves a weight by at most ~1e-9 per iteration, so a trained field still
+    # equals its starting point to ~1e-8. The callback marks the first step's field (after its
+    # training, before the next step starts) so that the next step's starting point is visible.
+    cfg = tiny_config(n_flow_steps=3, n_blocks=0, n_iters=5, lr=1e-9, dataset_size=2000)
+
+    def mark(model: Sampler, entry: dict) -> None:
+        if entry["layer"] == 0:
+            with torch.no_grad():
+                model.layers[0].field.out.weight.fill_(0.01)
+
+    for warm in (False, True):
+        model = Sampler(jkoic.targets.get("8modes"), cfg.replace(warm_start=warm))
+        model.fit(seed=0, progress=False, final_stats=False, callback=mark)
+        later = [layer.field.out.weight for layer in model.layers[1:]]
+        assert len(later) == 2
+        # warm: start from the previous step's field (0.01, passed on from step to step);
+        # cold: every step starts as the identity map (zero last layer, App. F.2)
+        expected = 0.01 if warm else 0.0
+        for w in later:
+            torch.testing.assert_close(w, torch.full_like(w, expected), atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="warm_start must be True or False"):
+        tiny_config(warm_start=1)
