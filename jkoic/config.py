@@ -16,6 +16,7 @@ Two profiles per target:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,12 @@ class Config:
     # start each CNF step's velocity field from the previous CNF step's trained field instead of
     # the zero (identity) initialisation of App. F.2 (same objective, other starting point)
     warm_start: bool = False
+    # after training a CNF step, keep the multiple s * v of its velocity field, s from this list,
+    # with the lowest JKO objective on `validation_size` fresh samples of the model so far (None:
+    # off). s = 0 is the identity map, whose objective is the step's starting point: a late step
+    # whose trained field is mostly optimiser noise then cannot make the model worse.
+    scale_search: list[float] | None = None
+    validation_size: int = 5000
     early_stop_patience: int | None = None  # iterations without improvement (None: off)
     early_stop_window: int = 100  # moving average window of the loss for early stopping
     solver: str = "dopri5"  # training solver: "dopri5" (adaptive, torchdiffeq) or "rk4"
@@ -92,7 +99,7 @@ class Config:
         """Raise ``ValueError`` naming the first invalid field."""
         positive_ints = ["rejections_per_block", "n_hidden_layers", "n_iters", "batch_size",
                          "dataset_size", "lr_decay_every", "train_steps", "n_probes_train", "n_probes_eval",
-                         "chunk_size", "gradient_flow_steps", "early_stop_window"]
+                         "chunk_size", "gradient_flow_steps", "early_stop_window", "validation_size"]
         for name in positive_ints:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -132,6 +139,14 @@ class Config:
             raise ValueError(f"Config.sample_steps_tol must be a positive number or None, got {self.sample_steps_tol!r}")
         if self.batch_size > self.dataset_size:
             raise ValueError(f"Config.batch_size ({self.batch_size}) exceeds dataset_size ({self.dataset_size})")
+        if self.scale_search is not None:
+            ok = isinstance(self.scale_search, (list, tuple)) and len(self.scale_search) > 0 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in self.scale_search)
+            if not ok:
+                raise ValueError("Config.scale_search must be None or a non-empty list of finite numbers >= 0, "
+                                 f"got {self.scale_search!r}")
+            self.scale_search = [float(v) for v in self.scale_search]
         for name in ("warm_start", "adjoint", "rejection"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Config.{name} must be True or False, got {getattr(self, name)!r}")
