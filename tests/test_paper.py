@@ -112,6 +112,14 @@ def test_build_table6_times_and_machine():
     cell = dict(zip(paper._header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")]))
     assert cell["Batch size: ours"].endswith("(5000 from tau 10.24)")
     assert "from tau" not in cell["Iterations per CNF step: ours"]  # no late iteration count set
+    # training choices without a column of their own are listed under the table
+    assert not any(f.startswith("Ours, shifted 8 Peaky") for f in t.footer)  # no dataset size recorded
+    res["8peaky"]["configs"]["jkoic"].update(dataset_size=20000, warm_start=True, scale_search=[0.0, 0.5, 1.0],
+                                             validation_size=5000)
+    notes = [f for f in paper.build_table6(res).footer if f.startswith("Ours, shifted 8 Peaky")]
+    assert len(notes) == 1
+    assert "dataset of 20000 samples per CNF step (paper 50000)" in notes[0]
+    assert "previous step's trained field" in notes[0] and "0/0.5/1" in notes[0] and "5000 fresh" in notes[0]
 
 
 def test_write_table_formats(tmp_path):
