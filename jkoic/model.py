@@ -106,6 +106,12 @@ def _seed_for(seed: int, *parts: int) -> int:
 _CALIBRATION_POINTS = 2000
 
 
+def _is_zero_field(field: nn.Module) -> bool:
+    """Whether ``field`` is an ``MLPVelocity`` with a zero last layer, i.e. ``v = 0`` everywhere."""
+    return (isinstance(field, MLPVelocity) and not bool(field.out.weight.any())
+            and not bool(field.out.bias.any()))
+
+
 def _fewest_steps(field: nn.Module, x: Tensor, steps: int, tol: float) -> tuple[int, float]:
     """The fewest RK4 steps whose map stays within ``tol`` of the ``steps``-step map on ``x``.
 
@@ -266,7 +272,13 @@ class Sampler(nn.Module):
         return self.config.trace_mode(self.dim, evaluation=True)
 
     def _push(self, layer: _FlowLayer, x: Tensor, gen: torch.Generator, reverse: bool = False) -> tuple[Tensor, Tensor]:
-        """Apply a flow layer in chunks; returns (x_out, int div) in the integration direction."""
+        """Apply a flow layer in chunks; returns (x_out, int div) in the integration direction.
+
+        A velocity field whose last layer is zero (a step the scale search left out) is the
+        identity map exactly: it is applied without integrating.
+        """
+        if _is_zero_field(layer.field):
+            return x.clone(), torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         outs, lds = [], []
         for xc in x.split(self.config.chunk_size):
             z, ld, _ = integrate(layer.field, xc, n_steps=layer.sample_steps, reverse=reverse,

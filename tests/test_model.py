@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unittest.mock
 
 import pytest
 import torch
@@ -568,6 +569,28 @@ def test_scale_search_keeps_the_multiple_with_the_lowest_jko_objective():
 
     only_identity = Sampler(target, cfg.replace(scale_search=[0.0])).fit(seed=0, progress=False, final_stats=False)
     assert all(float(la.field.out.weight.abs().max()) == 0.0 for la in only_identity.layers if la.kind == "cnf")
+    # zero fields are the identity map: sampling and densities skip their integration, and the
+    # model is then the latent followed by the rejection layers (Theorem 4.2 densities)
+    import jkoic.model as model_module
+
+    calls = []
+    real_integrate = model_module.integrate
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real_integrate(*a, **kw)
+
+    with unittest.mock.patch.object(model_module, "integrate", spy):
+        xs, log_p = only_identity.sample(512, seed=3)
+        lp = only_identity.log_prob(xs, seed=3)
+    assert calls == []
+    torch.testing.assert_close(lp, log_p, atol=1e-5, rtol=0)
+    # with only rejection layers left the density is the latent's times the rejection factors;
+    # it still integrates to one (Monte Carlo over the latent: E_latent[p / latent] = 1)
+    z = torch.randn(200000, 2, generator=torch.Generator().manual_seed(4))
+    latent = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    ratio = torch.exp(only_identity.log_prob(z, seed=5) - latent)
+    assert abs(float(ratio.mean()) - 1.0) < 0.02
     for bad in ([], [-0.5], [float("nan")], [True], 0.5, ["1"]):
         with pytest.raises(ValueError, match="scale_search must be"):
             tiny_config(scale_search=bad)
