@@ -675,9 +675,11 @@ class Sampler(nn.Module):
             val = self._sample_batch(self.config.validation_size, self._new_generator(_seed_for(self.seed or 0, k, 2)))
         finally:
             self._buffers_by_layer = saved
+        grid = self.config.scale_search
+        assert grid, "called only when Config.scale_search is set"
         weight, bias = field.out.weight.clone(), field.out.bias.clone()
         scores: list[float] = []
-        for s in self.config.scale_search or []:
+        for s in grid:
             field.out.weight.copy_(weight * s)
             field.out.bias.copy_(bias * s)
             total = 0.0
@@ -693,9 +695,8 @@ class Sampler(nn.Module):
             scores.append(total / len(val) if math.isfinite(total) else math.inf)
         if not any(math.isfinite(v) for v in scores):
             raise FloatingPointError(f"layer {k}: the JKO objective is not finite at any multiple in "
-                                     f"Config.scale_search = {self.config.scale_search}")
-        best = min(range(len(scores)), key=scores.__getitem__)
-        scale = (self.config.scale_search or [1.0])[best]
+                                     f"Config.scale_search = {grid}")
+        scale = grid[min(range(len(scores)), key=scores.__getitem__)]
         field.out.weight.copy_(weight * scale)
         field.out.bias.copy_(bias * scale)
         return {"scale": scale, "scale_objectives": scores}
