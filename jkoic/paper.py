@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -1009,6 +1010,21 @@ def _clean_executed(path: Path) -> None:
     write_text(path, buf if buf.endswith("\n") else buf + "\n")
 
 
+#: tries to start a notebook's kernel (see ``_kernel_start_failed``)
+_KERNEL_START_ATTEMPTS = 3
+
+
+def _kernel_start_failed(error: BaseException) -> bool:
+    """True if ``error`` is a kernel that died while starting, before any cell ran.
+
+    Two notebooks started at the same moment (``make paper -j2``) can be handed the same free
+    TCP port by jupyter_client; the second kernel then fails to bind it ("Address already in
+    use") and nbclient reports "Kernel died before replying to kernel_info". Nothing was
+    executed, so starting the notebook again is safe.
+    """
+    return isinstance(error, RuntimeError) and "before replying to kernel_info" in str(error)
+
+
 def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = False) -> float:
     """Execute ``src`` with papermill into ``out`` (cwd: repo root); returns the seconds taken."""
     import papermill
@@ -1017,8 +1033,19 @@ def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = F
     params = {k: v for k, v in parameters.items() if k in declared}
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    papermill.execute_notebook(str(src), str(out), parameters=params, cwd=str(repo_root()),
-                               kernel_name="python3", progress_bar=False)
+    for attempt in range(_KERNEL_START_ATTEMPTS):
+        try:
+            papermill.execute_notebook(str(src), str(out), parameters=params, cwd=str(repo_root()),
+                                       kernel_name="python3", progress_bar=False)
+            break
+        except Exception as e:
+            if not _kernel_start_failed(e) or attempt + 1 == _KERNEL_START_ATTEMPTS:
+                raise
+            # no cell ran yet: start a fresh kernel after a random pause (new ports)
+            delay = random.uniform(1.0, 4.0)
+            print(f"[jkoic.paper] {src.stem}: kernel did not start ({e}); retrying in {delay:.1f} s",
+                  file=sys.stderr, flush=True)
+            time.sleep(delay)
     if clean:
         _clean_executed(out)
     return time.perf_counter() - t0

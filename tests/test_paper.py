@@ -273,3 +273,44 @@ def test_mode_collapse_example():
     x, p = examples.geodesic_density(1.0)  # the collapsed map: N(1/2, 0.05^2)
     assert p.max() == pytest.approx(1 / (0.05 * math.sqrt(2 * math.pi)), rel=1e-6)
     assert x[p.argmax()] == pytest.approx(0.5)
+
+
+def _fake_papermill(monkeypatch, errors):
+    """papermill.execute_notebook raising ``errors`` in turn, then succeeding; returns the calls."""
+    import papermill
+
+    calls = []
+
+    def fake(src, out, **kwargs):
+        calls.append(out)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    monkeypatch.setattr(paper.time, "sleep", lambda s: None)
+    return calls
+
+
+def test_execute_retries_a_kernel_that_died_starting(monkeypatch, tmp_path):
+    """Two notebooks started together can race for a port: the kernel start is retried."""
+    src = paper.repo_root() / "notebooks" / "quickstart.ipynb"
+    died = RuntimeError("Kernel died before replying to kernel_info")
+    calls = _fake_papermill(monkeypatch, [died, died])
+    paper.execute(src, tmp_path / "q.ipynb", {})
+    assert len(calls) == 3
+    calls = _fake_papermill(monkeypatch, [died] * paper._KERNEL_START_ATTEMPTS)
+    with pytest.raises(RuntimeError, match="kernel_info"):
+        paper.execute(src, tmp_path / "q.ipynb", {})
+    assert len(calls) == paper._KERNEL_START_ATTEMPTS
+
+
+def test_execute_does_not_retry_a_failing_cell(monkeypatch, tmp_path):
+    """A notebook whose cells fail is not run again."""
+    import papermill
+
+    src = paper.repo_root() / "notebooks" / "quickstart.ipynb"
+    err = papermill.PapermillExecutionError(0, 1, "ValueError", "bad", "bad", [])
+    calls = _fake_papermill(monkeypatch, [err])
+    with pytest.raises(papermill.PapermillExecutionError):
+        paper.execute(src, tmp_path / "q.ipynb", {})
+    assert len(calls) == 1
