@@ -93,3 +93,21 @@ def test_bad_input():
         fit_rejection(torch.zeros(3), torch.zeros(4), 0.2)
     with pytest.raises(ValueError, match="mean_alpha"):
         RejectionParams(0.0, 0.0)
+
+
+@pytest.mark.parametrize("log_c", [0.0, 0.8, 1.5])
+def test_density_factor_is_at_most_one_plus_rate(log_c):
+    """p_new / p = alpha + 1 - E[alpha] lies in [r, 1 + r] with r = 1 - E[alpha]; the top where g >= c p.
+
+    So one rejection step can raise the density of a region the model lacks by at most 1 + r.
+    """
+    ea = _true_mean_alpha(log_c)
+    la = log_alpha(_log_g(GRID), _log_p(GRID), log_c)
+    factor = torch.exp(log_density_factor(la, ea))
+    r = 1.0 - ea
+    assert float(factor.max()) <= 1.0 + r + 1e-12
+    assert float(factor.min()) >= r - 1e-12
+    full = _log_g(GRID) >= log_c + _log_p(GRID)  # accepted for sure
+    assert bool(full.any()) and bool((~full).any())
+    assert torch.allclose(factor[full], torch.full_like(factor[full], 1.0 + r))
+    assert bool((factor[~full] < 1.0 + r).all())
