@@ -88,6 +88,12 @@ class Config:
     latent_mode_lr: float = 0.01
     gradient_flow_time: float | None = None  # fixed first layer v = grad log g for this time
     gradient_flow_steps: int = 20
+    # --- rejection steps ---
+    # estimate each rejection layer's E[alpha] (frozen with c; Theorem 4.2's normaliser) on this
+    # many fresh samples of the model so far instead of on the training dataset (None: the
+    # dataset, as the paper). The estimate's error is a normalisation error of the model's
+    # density: it shifts the ELBO log Z by about its sum over the layers (benchmarks/README.md)
+    alpha_samples: int | None = None
     # --- ablation switch (neural JKO without importance correction) ---
     rejection: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +159,9 @@ class Config:
         if self.late_tau is not None and (isinstance(self.late_tau, bool) or not isinstance(self.late_tau, (int, float))
                                           or not self.late_tau > 0):
             raise ValueError(f"Config.late_tau must be a positive number or None, got {self.late_tau!r}")
+        if self.alpha_samples is not None and (not isinstance(self.alpha_samples, int)
+                                               or isinstance(self.alpha_samples, bool) or self.alpha_samples < 1):
+            raise ValueError(f"Config.alpha_samples must be a positive int or None, got {self.alpha_samples!r}")
         for name in ("late_batch_size", "late_n_iters"):
             v = getattr(self, name)
             if v is None:

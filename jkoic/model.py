@@ -641,6 +641,9 @@ class Sampler(nn.Module):
             t1 = time.perf_counter()
             if kind == "rejection":
                 params = fit_rejection(data.log_g, data.log_p, self.config.rejection_rate)
+                if self.config.alpha_samples is not None:
+                    entry["mean_alpha_dataset"] = params.mean_alpha
+                    params = RejectionParams(params.log_c, self._estimate_mean_alpha(params.log_c, k))
                 self.layers.append(_RejectionLayer(params))
                 entry.update(log_c=params.log_c, mean_alpha=params.mean_alpha)
                 with torch.no_grad():
@@ -658,6 +661,34 @@ class Sampler(nn.Module):
             entries.append(entry)
         self._buffers_by_layer.clear()
         return entries
+
+    @torch.no_grad()
+    def _estimate_mean_alpha(self, log_c: float, k: int) -> float:
+        """``E[alpha]`` of a rejection layer with constant ``log_c``, on fresh samples (Theorem 4.2).
+
+        ``Config.alpha_samples`` fresh samples of the model so far, drawn in chunks with a
+        generator of their own and with the sample buffers set aside, so that training draws
+        the same numbers with or without this estimate. The frozen ``E[alpha]`` normalises
+        the layer's density factor ``alpha + 1 - E[alpha]``: its estimation error is the
+        error of the model's total mass, which the dataset estimate (20000 samples: standard
+        error about 1e-3 per layer on 8 Modes) leaves at several 1e-3 after 12 layers.
+        """
+        n = self.config.alpha_samples
+        assert n is not None, "called only when Config.alpha_samples is set"
+        saved = self._buffers_by_layer
+        self._buffers_by_layer = {}
+        gen = self._new_generator(_seed_for(self.seed or 0, k, 4))
+        total, done = 0.0, 0
+        try:
+            while done < n:
+                m = min(self.config.dataset_size, n - done)
+                b = self._sample_batch(m, gen)
+                lg = b.log_g if b.log_g is not None else self._log_g(b.x)
+                total += float(log_alpha(lg, b.log_p, log_c).double().exp().sum())
+                done += m
+        finally:
+            self._buffers_by_layer = saved
+        return total / n
 
     @torch.no_grad()
     def _search_scale(self, field: MLPVelocity, k: int, tau: float, steps: int) -> dict[str, Any]:

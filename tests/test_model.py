@@ -596,3 +596,37 @@ def test_scale_search_keeps_the_multiple_with_the_lowest_jko_objective():
             tiny_config(scale_search=bad)
     with pytest.raises(ValueError, match="validation_size must be"):
         tiny_config(validation_size=0)
+
+
+def test_alpha_samples_estimate_e_alpha_on_fresh_samples():
+    # Theorem 4.2: the factor alpha + 1 - E[alpha] keeps the density normalised only with the
+    # true E[alpha]. CNF steps left out (scale 0): the model is the latent followed by rejection
+    # layers, whose E[alpha] a grid integral gives without ODE error.
+    target = jkoic.targets.get("8modes")
+    cfg = tiny_config(n_iters=20, dataset_size=2000, validation_size=500, scale_search=[0.0])
+    plain = Sampler(target, cfg).fit(seed=0, progress=False, final_stats=False)
+    n = 200000
+    fresh = Sampler(target, cfg.replace(alpha_samples=n)).fit(seed=0, progress=False, final_stats=False)
+    assert fresh.layer_kinds() == ["cnf", "cnf", "rejection", "rejection"]
+    xs = torch.linspace(-6.0, 6.0, 1201, dtype=torch.float64)
+    gx, gy = torch.meshgrid(xs, xs, indexing="ij")
+    pts = torch.stack([gx.flatten(), gy.flatten()], -1)
+    log_g = target.log_prob(pts)
+    for k in (2, 3):
+        below = fresh.log_prob(pts.float(), upto=k).double()  # the model the layer was fitted on
+        alpha = torch.exp(torch.clamp(log_g - fresh.layers[k].params.log_c - below, max=0.0))
+        p = below.exp()
+        e_true = torch.trapezoid(torch.trapezoid((p * alpha).view(1201, 1201), xs, dim=1), xs).item()
+        mass = torch.trapezoid(torch.trapezoid(p.view(1201, 1201), xs, dim=1), xs).item()
+        sd = math.sqrt(max(e_true * mass - e_true**2, 0.0) + 1e-12)  # alpha in [0, 1]: var <= E - E^2
+        assert abs(fresh.layers[k].params.mean_alpha - e_true / mass) < 4 * sd / math.sqrt(n) + 1e-4
+        assert abs(fresh.log[k]["mean_alpha_dataset"] - 0.8) < 1e-6  # c still from the dataset
+    # c of the first rejection layer and everything below are fitted on the same training draws
+    assert fresh.layers[2].params.log_c == plain.layers[2].params.log_c
+    assert fresh.log[2]["mean_alpha_dataset"] == plain.layers[2].params.mean_alpha
+    # the whole model is normalised to the precision of the fresh estimates
+    p_top = fresh.log_prob(pts.float()).double().exp().view(1201, 1201)
+    assert abs(torch.trapezoid(torch.trapezoid(p_top, xs, dim=1), xs).item() - 1.0) < 8 * 0.5 / math.sqrt(n)
+    for bad in (0, -1, 1.5, True, "100"):
+        with pytest.raises(ValueError, match="alpha_samples must be"):
+            tiny_config(alpha_samples=bad)
