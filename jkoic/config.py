@@ -54,6 +54,9 @@ class Config:
     late_tau: float | None = None
     late_batch_size: int | None = None  # None -> batch_size
     late_n_iters: int | None = None  # None -> n_iters
+    # Adam's learning rate for those steps (None -> lr); with warm_start they start from a trained
+    # field, which lr 5e-3 kicks away from its optimum (Mustache, benchmarks/README.md, session 12)
+    late_lr: float | None = None
     # start each CNF step's velocity field from the previous CNF step's trained field instead of
     # the zero (identity) initialisation of App. F.2 (same objective, other starting point)
     warm_start: bool = False
@@ -156,6 +159,12 @@ class Config:
         for name in ("warm_start", "adjoint", "rejection"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Config.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.late_lr is not None:
+            if isinstance(self.late_lr, bool) or not isinstance(self.late_lr, (int, float)) or not self.late_lr > 0:
+                raise ValueError(f"Config.late_lr must be a positive number or None, got {self.late_lr!r}")
+            if self.late_tau is None:
+                raise ValueError("Config.late_lr is set but late_tau is None: set late_tau, the tau from "
+                                 "which CNF steps train with the late budget")
         if self.late_tau is not None and (isinstance(self.late_tau, bool) or not isinstance(self.late_tau, (int, float))
                                           or not self.late_tau > 0):
             raise ValueError(f"Config.late_tau must be a positive number or None, got {self.late_tau!r}")
@@ -198,6 +207,12 @@ class Config:
         if self.late_tau is not None and tau >= self.late_tau:
             return (self.late_n_iters or self.n_iters, self.late_batch_size or self.batch_size)
         return self.n_iters, self.batch_size
+
+    def learning_rate(self, tau: float) -> float:
+        """Adam's initial learning rate for the CNF step with step size ``tau`` (``late_lr`` from ``late_tau``)."""
+        if self.late_tau is not None and tau >= self.late_tau and self.late_lr is not None:
+            return float(self.late_lr)
+        return float(self.lr)
 
     def hidden_width(self, dim: int) -> int:
         return self.hidden if self.hidden is not None else 2 * dim + 50

@@ -751,7 +751,7 @@ class Sampler(nn.Module):
         previous = self._previous_cnf_field()
         if cfg.warm_start and previous is not None:
             field.load_state_dict(previous.state_dict())
-        opt = torch.optim.Adam(field.parameters(), lr=cfg.lr)
+        opt = torch.optim.Adam(field.parameters(), lr=cfg.learning_rate(tau))
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
         trace = cfg.trace_mode(self.dim)
         n_data = data.shape[0]

@@ -630,3 +630,29 @@ def test_alpha_samples_estimate_e_alpha_on_fresh_samples():
     for bad in (0, -1, 1.5, True, "100"):
         with pytest.raises(ValueError, match="alpha_samples must be"):
             tiny_config(alpha_samples=bad)
+
+
+def test_late_cnf_steps_train_with_the_late_learning_rate():
+    # tau = 0.05, 0.2, 0.8: Adam starts at late_lr from late_tau = 0.2 on, at lr before
+    cfg = tiny_config(n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=3, batch_size=32,
+                      dataset_size=500, lr=1e-2, late_tau=0.2, late_lr=2e-3)
+    assert [cfg.learning_rate(t) for t in (0.05, 0.2, 0.8)] == [1e-2, 2e-3, 2e-3]
+    assert cfg.replace(late_lr=None).learning_rate(1.0) == 1e-2
+    seen: list[float] = []
+    real_adam = torch.optim.Adam
+
+    def spy(params, lr, **kw):
+        seen.append(lr)
+        return real_adam(params, lr=lr, **kw)
+
+    with unittest.mock.patch.object(torch.optim, "Adam", spy):
+        Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False, final_stats=False)
+    assert seen == [1e-2, 2e-3, 2e-3]
+    from jkoic.baselines import reverse_kl_cnf_config
+
+    assert reverse_kl_cnf_config(cfg).learning_rate(0.8) == 1e-2
+    with pytest.raises(ValueError, match="late_tau is None"):
+        tiny_config(late_lr=1e-3)
+    for bad in (0, -1e-3, True, "1e-3"):
+        with pytest.raises(ValueError, match="late_lr must be"):
+            tiny_config(late_tau=1.0, late_lr=bad)

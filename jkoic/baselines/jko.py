@@ -46,7 +46,7 @@ def reverse_kl_cnf_config(config: Config, n_iters: int | None = None) -> Config:
                      sample_steps=max(config.sample_steps or 0, _KL_MIN_SAMPLE_STEPS))
     return config.replace(n_flow_steps=1, n_blocks=0, tau0=_NO_KINETIC_TAU, rejection=False,
                           gradient_flow_time=None, n_iters=n_iters or cnf_iters,
-                          late_tau=None, late_batch_size=None, late_n_iters=None, **steps)
+                          late_tau=None, late_batch_size=None, late_n_iters=None, late_lr=None, **steps)
 
 
 def reverse_kl_cnf(target: Any, config: Config, n_iters: int | None = None, **kw: Any) -> Sampler:
