@@ -92,8 +92,9 @@ def _train(name: str, seed: int, threads: int, save: str | None = None, profile_
                            # RK4 steps per CNF layer after Config.sample_steps_tol
                            "sample_steps": [la.sample_steps for la in model.layers if getattr(la, "kind", "") == "cnf"],
                            "budget": {k: getattr(config, k) for k in ("n_iters", "batch_size", "hidden", "late_tau",
-                                                                      "late_batch_size", "late_n_iters", "dataset_size",
-                                                                      "warm_start", "scale_search")}}
+                                                                      "late_batch_size", "late_n_iters", "late_lr", "lr",
+                                                                      "dataset_size", "warm_start", "scale_search",
+                                                                      "alpha_samples", "sample_steps")}}
     truth = target.sample(50000, generator=torch.Generator().manual_seed(seed + 2000))
     out["energy"] = float(metrics.sliced_energy_distance(x, truth, seed=seed))
     if target.means is not None:
