@@ -12,13 +12,14 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -675,20 +676,26 @@ class Sampler(nn.Module):
         """
         n = self.config.alpha_samples
         assert n is not None, "called only when Config.alpha_samples is set"
-        saved = self._buffers_by_layer
-        self._buffers_by_layer = {}
         gen = self._new_generator(_seed_for(self.seed or 0, k, 4))
         total, done = 0.0, 0
-        try:
+        with self._buffers_set_aside():
             while done < n:
                 m = min(self.config.dataset_size, n - done)
                 b = self._sample_batch(m, gen)
                 lg = b.log_g if b.log_g is not None else self._log_g(b.x)
                 total += float(log_alpha(lg, b.log_p, log_c).double().exp().sum())
                 done += m
+        return total / n
+
+    @contextlib.contextmanager
+    def _buffers_set_aside(self) -> Iterator[None]:
+        """Draw side samples (validation, E[alpha]) without touching the training draws' buffers."""
+        saved = self._buffers_by_layer
+        self._buffers_by_layer = {}
+        try:
+            yield
         finally:
             self._buffers_by_layer = saved
-        return total / n
 
     @torch.no_grad()
     def _search_scale(self, field: MLPVelocity, k: int, tau: float, steps: int) -> dict[str, Any]:
@@ -700,12 +707,8 @@ class Sampler(nn.Module):
         set aside, so the training's random stream is the same with or without the search.
         All multiples are scored on the same samples. Scaling the last layer scales ``v``.
         """
-        saved = self._buffers_by_layer
-        self._buffers_by_layer = {}
-        try:
+        with self._buffers_set_aside():
             val = self._sample_batch(self.config.validation_size, self._new_generator(_seed_for(self.seed or 0, k, 2)))
-        finally:
-            self._buffers_by_layer = saved
         grid = self.config.scale_search
         assert grid, "called only when Config.scale_search is set"
         weight, bias = field.out.weight.clone(), field.out.bias.clone()
