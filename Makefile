@@ -15,6 +15,8 @@ PAPER_THREADS ?= 1
 export JKOIC_DATA_DIR ?= $(CURDIR)/data
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# the reproduction package (reproduce/) is imported from the checkout, by the runner and the notebooks
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: install data test unit nbval smoke paper paper-notebooks bench clean help
 
@@ -36,7 +38,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 data: $(STAMP)
-	$(PYTHON) -c "import sys; from jkoic.data import main; sys.exit(main())" --dest "$(JKOIC_DATA_DIR)"
+	$(PYTHON) -c "import sys; from jkoic.bench.data import main; sys.exit(main())" --dest "$(JKOIC_DATA_DIR)"
 
 unit: install data
 	$(PYTHON) -m pytest -q tests
@@ -53,7 +55,7 @@ nbval: install data
 # regenerate the nbval copies after changing a notebook or the library (then commit notebooks/smoke)
 smoke: install data
 	rm -rf results/smoke
-	$(PYTHON) -m jkoic.paper smoke
+	$(PYTHON) -m reproduce smoke
 
 test: unit nbval
 
@@ -64,14 +66,14 @@ test: unit nbval
 paper: install data
 	@status=0; \
 	JKOIC_THREADS=$(PAPER_THREADS) $(MAKE) --no-print-directory -k -j$(JOBS) paper-notebooks \
-	  PAPER_RUNS="$$($(PYTHON) -m jkoic.paper list --profile $(PROFILE))" || status=$$?; \
-	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --only assemble || status=$$?; \
+	  PAPER_RUNS="$$($(PYTHON) -m reproduce list --profile $(PROFILE))" || status=$$?; \
+	$(PYTHON) -m reproduce run --profile $(PROFILE) --only assemble || status=$$?; \
 	exit $$status
 
 paper-notebooks: $(addprefix paper-nb-,$(PAPER_RUNS))
 
 paper-nb-%:
-	$(PYTHON) -m jkoic.paper run --profile $(PROFILE) --only $* --no-assemble
+	$(PYTHON) -m reproduce run --profile $(PROFILE) --only $* --no-assemble
 
 bench: install data
 	$(PYTHON) benchmarks/bench.py

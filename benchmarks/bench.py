@@ -60,7 +60,7 @@ def _setup(threads: int) -> Any:
 def _profile_config(run: str, name: str, dim: int | None) -> Any:
     """The JKO-IC ``Config`` that the ``cpu`` profile's run ``run`` trains (its overrides and
     iteration scale on top of the ``fast`` preset)."""
-    from jkoic import paper
+    from reproduce import paper
 
     params = {key: prm for key, _, prm in paper.plan(paper.load_profile("cpu"))}[run]
     per_dim = (params.get("per_dim") or {}).get(str(dim), {})
@@ -73,7 +73,7 @@ def _train(name: str, seed: int, threads: int, save: str | None = None, profile_
            draws: int = 0, **kw: Any) -> dict[str, Any]:
     torch = _setup(threads)
     import jkoic
-    from jkoic import metrics
+    from jkoic.bench import metrics
 
     target = jkoic.targets.get(name, **kw)
     if profile_run is None:
@@ -139,7 +139,7 @@ def _sample(n: int, threads: int) -> dict[str, Any]:
 
 def _energy(kind: str, threads: int) -> dict[str, Any]:
     torch = _setup(threads)
-    from jkoic import metrics
+    from jkoic.bench import metrics
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(50000, 2, generator=g)

@@ -46,7 +46,7 @@ def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
     torch.set_num_threads(threads)
     import ot  # noqa: F401  (imported before timing: POT's import takes seconds)
 
-    from jkoic import metrics
+    from jkoic.bench import metrics
 
     baseline = _rss_mib()
     g = torch.Generator().manual_seed(0)

@@ -14,7 +14,7 @@ Reference: J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. IC
 
 from __future__ import annotations
 
-from . import targets
+from .bench import targets
 from .config import Config, preset, schedule
 from .model import CheckpointError, Sampler
 

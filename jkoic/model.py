@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .cnf import GradientFlowVelocity, MLPVelocity, integrate, integrate_adaptive, steps_from_nfe
 from .config import Config, schedule
 from .rejection import RejectionParams, fit_rejection, log_alpha, log_density_factor
-from .targets import Target, as_target, check_log_prob
+from .target import Target, as_target, check_log_prob
 
 __all__ = ["Sampler", "CheckpointError"]
 
@@ -867,7 +867,7 @@ class Sampler(nn.Module):
         """Load a saved model. ``target`` defaults to ``jkoic.targets.get(saved name)``."""
         state = _read_checkpoint(Path(path))
         if target is None:
-            from . import targets as _targets
+            from .bench import targets as _targets
 
             name = state["target"]["name"]
             try:
@@ -953,7 +953,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
-    from . import metrics
+    from .bench import metrics
 
     n = log_g.numel()
     ess = float(metrics.effective_sample_size(log_g, log_p))

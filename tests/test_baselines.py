@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from jkoic.baselines import CouplingFlow, MCMCResult, hmc, mala, train_reverse_kl
+from jkoic.bench.baselines import CouplingFlow, MCMCResult, hmc, mala, train_reverse_kl
 
 MEAN = [1.0, -0.5]
 COV = [[1.0, 0.6], [0.6, 0.5]]  # eigenvalues ~1.39 and ~0.11: anisotropic, correlated

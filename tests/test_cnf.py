@@ -203,7 +203,7 @@ def test_gradient_flow_closed_form_matches_autograd():
     # a GMM's closed-form score and Laplacian give the autograd velocity and exact divergence,
     # also far from every mode (where the naive E|d|^2 - |E d|^2 form cancels)
     from jkoic.cnf import GradientFlowVelocity
-    from jkoic.targets import GaussianMixture
+    from jkoic.bench.targets import GaussianMixture
 
     g = torch.Generator().manual_seed(3)
     tgt = GaussianMixture("t", torch.randn(5, 4, generator=g, dtype=torch.float64) * 6, variance=0.7,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jkoic import data as jdata
+from jkoic.bench import data as jdata
 
 requires_data = pytest.mark.skipif(
     not all((jdata.data_dir() / n).is_file() for n in jdata.FILES),
@@ -54,7 +54,7 @@ def no_default_source(monkeypatch, tmp_path) -> None:
 
 def test_data_dir_default_and_env(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(jdata.ENV_VAR, raising=False)
-    assert jdata.data_dir() == Path(jdata.__file__).resolve().parents[1] / "data"
+    assert jdata.data_dir() == Path(jdata.__file__).resolve().parents[2] / "data"
     monkeypatch.setenv(jdata.ENV_VAR, str(tmp_path))
     assert jdata.data_dir() == tmp_path
 
@@ -262,6 +262,6 @@ def test_manifest_urls() -> None:
 
 
 def test_readme_lists_every_checksum() -> None:
-    readme = (Path(jdata.__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    readme = (Path(jdata.__file__).resolve().parents[2] / "data" / "README.md").read_text()
     for name, spec in jdata.FILES.items():
         assert f"{spec.sha256}  {name}" in readme, name

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from jkoic import metrics as M
-from jkoic.metrics import MetricValue
+from jkoic.bench import metrics as M
+from jkoic.bench.metrics import MetricValue
 
 
 def _gauss(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 import jkoic
 from jkoic import Config, Sampler
-from jkoic.metrics import energy_distance
+from jkoic.bench.metrics import energy_distance
 from jkoic.model import CheckpointError
 
 
@@ -288,7 +288,7 @@ def test_sample_path_stages_are_draws_of_the_truncated_models(trained):
 
 
 def test_layer_curve_one_entry_per_stage(trained):
-    from jkoic import paper
+    from reproduce import paper
 
     truth = paper.ground_truth(trained.target, 2000, 0)
     curve = paper.layer_curve(trained, truth, n=2000, n_projections=50)
@@ -334,14 +334,14 @@ def test_fit_final_stats_optional():
 
 
 def test_reverse_kl_cnf_and_neural_jko_baselines():
-    from jkoic.baselines import neural_jko, reverse_kl_cnf
+    from jkoic.bench.baselines import neural_jko, reverse_kl_cnf
 
     cfg = tiny_config(n_iters=4)
     kl = reverse_kl_cnf(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
     assert kl.layer_kinds() == ["cnf"] and kl.config.n_iters == 8 and kl.config.tau0 >= 1e12
     # curved KL-only paths: finer fixed-step grids than the JKO steps, adaptive solvers untouched
     assert kl.config.train_steps >= 8 and kl.config.sample_steps >= 32
-    from jkoic.baselines import reverse_kl_cnf_config
+    from jkoic.bench.baselines import reverse_kl_cnf_config
 
     assert reverse_kl_cnf_config(cfg.replace(solver="dopri5")).sample_steps == cfg.sample_steps
     jko = neural_jko(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
@@ -386,7 +386,7 @@ def test_late_cnf_steps_train_with_the_late_budget():
     assert [e["iterations"] for e in cnf] == [3, 7, 7]
     assert drawn.count(32) == 3 and drawn.count(64) == 14
     # the reverse-KL baseline sums the steps' iterations and drops the late fields
-    from jkoic.baselines import reverse_kl_cnf_config
+    from jkoic.bench.baselines import reverse_kl_cnf_config
 
     kl = reverse_kl_cnf_config(cfg)
     assert kl.n_iters == 17 and kl.late_tau is None and kl.budget(kl.tau0) == (17, 32)
@@ -648,7 +648,7 @@ def test_late_cnf_steps_train_with_the_late_learning_rate():
     with unittest.mock.patch.object(torch.optim, "Adam", spy):
         Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False, final_stats=False)
     assert seen == [1e-2, 2e-3, 2e-3]
-    from jkoic.baselines import reverse_kl_cnf_config
+    from jkoic.bench.baselines import reverse_kl_cnf_config
 
     assert reverse_kl_cnf_config(cfg).learning_rate(0.8) == 1e-2
     with pytest.raises(ValueError, match="late_tau is None"):

@@ -48,13 +48,13 @@ def test_source_notebook_is_clean(path):
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
 def test_smoke_copy_exists_and_matches_source(path):
     copy = _smoke_copy(path.stem)
-    assert copy is not None, f"no notebooks/smoke/NN_{path.stem}.ipynb: run `make smoke` (python -m jkoic.paper smoke)"
+    assert copy is not None, f"no notebooks/smoke/NN_{path.stem}.ipynb: run `make smoke` (python -m reproduce smoke)"
     nb = nbformat.read(str(copy), as_version=4)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     src = nbformat.read(str(path), as_version=4)
     strip = [c.source for c in nb.cells if "injected-parameters" not in _tags(c)]
     assert strip == [c.source for c in src.cells], (
-        f"{copy.name} is out of date with {path.name}: run `make smoke` (python -m jkoic.paper smoke)")
+        f"{copy.name} is out of date with {path.name}: run `make smoke` (python -m reproduce smoke)")
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{copy.name} has no outputs"
     injected = [c for c in nb.cells if "injected-parameters" in _tags(c)]
     assert len(injected) == 1 and "smoke_test = True" in injected[0].source

@@ -13,13 +13,13 @@ import torch
 
 import jkoic
 
-from jkoic import examples, paper
+from reproduce import examples, paper
 from jkoic.config import schedule
 
 
 def jkoic_schedule(cfg):
     return [kind for kind, _ in schedule(cfg)]
-from jkoic import paper_values as PV
+from reproduce import values as PV
 
 
 def _results(tmp=None):
@@ -176,7 +176,7 @@ def test_study_roundtrip(tmp_path):
 
 
 def test_evaluate_exact_samples_score_like_the_sampling_error():
-    from jkoic import targets
+    from jkoic.bench import targets
 
     tgt = targets.get("8modes")
     x = tgt.sample(400, generator=torch.Generator().manual_seed(1))

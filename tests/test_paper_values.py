@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from jkoic import paper_values as PV
+from reproduce import values as PV
 
 SHAPES = {  # table -> (rows, columns, metrics)
     1: (9, 7, 1),

@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import distributions as D
 
-from jkoic import data as jdata
-from jkoic import targets as T
+from jkoic.bench import data as jdata
+from jkoic.bench import targets as T
 
 NORMALISED = ["mustache", "8modes", "8peaky", "funnel", "gmm", "gmm40"]
 TWO_D = ["mustache", "8modes", "8peaky"]

@@ -59,7 +59,7 @@ try:
     from zuko.transforms import LULinearTransform
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "jkoic.baselines.coupling needs the 'zuko' package: pip install 'jkoic[baselines]' "
+        "jkoic.bench.baselines.coupling needs the 'zuko' package: pip install 'jkoic[baselines]' "
         "or pip install zuko"
     ) from exc
 

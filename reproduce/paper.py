@@ -2,9 +2,9 @@
 
 Command line::
 
-    python -m jkoic.paper run --profile cpu [--jobs N] [--only NAMES] [--no-assemble]
-    python -m jkoic.paper smoke            # regenerate notebooks/smoke/*.ipynb (nbval copies)
-    python -m jkoic.paper list --profile cpu   # the notebook runs of a profile (for make)
+    python -m reproduce run --profile cpu [--jobs N] [--only NAMES] [--no-assemble]
+    python -m reproduce smoke            # regenerate notebooks/smoke/*.ipynb (nbval copies)
+    python -m reproduce list --profile cpu   # the notebook runs of a profile (for make)
 
 A *profile* is ``notebooks/profiles/<name>.yaml``: a ``defaults`` mapping of parameters
 given to every notebook that declares them, then one mapping per notebook run (the key is
@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import paper_values as PV
-from .config import Config, preset
+from . import values as PV
+from jkoic.config import Config, preset
 
 __all__ = [
     "METHODS",
@@ -172,7 +172,7 @@ def target_key(name: str, dim: int | None = None) -> str:
 
 def make_target(name: str, *, dim: int | None = None, run: int = 0):
     """The benchmark target; for ``gmm`` run ``r`` uses the paper's mean set ``r % 5 + 1``."""
-    from . import targets
+    from jkoic.bench import targets
 
     if name == "gmm":
         return targets.get("gmm", dim=int(dim or 10), means_id=run % 5 + 1)
@@ -194,13 +194,13 @@ def method_config(
 
     ``jkoic``: ``preset(preset_name, preset_profile, **overrides)`` with ``n_iters`` scaled
     by ``iters_scale``; ``neural_jko``: the same without rejection steps
-    (:func:`jkoic.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``;
+    (:func:`jkoic.bench.baselines.neural_jko`), ``n_iters`` further scaled by ``njko_iters_scale``;
     ``cnf_kl``: one CNF with the same network trained on the reverse KL alone
-    (:func:`jkoic.baselines.reverse_kl_cnf_config`: no kinetic term, no gradient-flow layer, by
+    (:func:`jkoic.bench.baselines.reverse_kl_cnf_config`: no kinetic term, no gradient-flow layer, by
     default the iteration budget of all CNF steps together;
     ``kl_overrides["n_iters"]`` sets it), then the other ``kl_overrides``.
     """
-    from .baselines import reverse_kl_cnf_config
+    from jkoic.bench.baselines import reverse_kl_cnf_config
 
     def scaled(n_iters: int, scale: float) -> int:
         return max(1, int(round(n_iters * float(scale))))
@@ -271,13 +271,13 @@ def run_method(
 
     * ``jkoic`` / ``neural_jko`` / ``cnf_kl``: :class:`jkoic.Sampler` with
       :func:`method_config`; ``fit(seed=seed)``, then ``sample(n_samples)``.
-    * ``mala`` / ``hmc``: :func:`jkoic.baselines.mala` / ``hmc``, one chain per sample
+    * ``mala`` / ``hmc``: :func:`jkoic.bench.baselines.mala` / ``hmc``, one chain per sample
       (``mcmc["n_chains"]`` chains if set), settings ``DEFAULT_MCMC`` updated by ``mcmc``.
-    * ``coupling_kl``: :class:`jkoic.baselines.CouplingFlow` (5 Glow blocks, conditioner
+    * ``coupling_kl``: :class:`jkoic.bench.baselines.CouplingFlow` (5 Glow blocks, conditioner
       width 3x the JKO hidden width, ``overrides`` included) trained by ``train_reverse_kl``;
       ``DEFAULT_COUPLING`` updated by ``coupling``.
     """
-    from .model import Sampler
+    from jkoic import Sampler
 
     if method in ("jkoic", "neural_jko", "cnf_kl"):
         cfg = method_config(method, preset_name, dim=dim, preset_profile=preset_profile, overrides=overrides,
@@ -297,7 +297,7 @@ def run_method(
         return MethodRun(method, seed, _to_cpu(x), _to_cpu(lp), _to_cpu(lg), train, sample, model, info,
                          cfg.to_dict())
     if method in ("mala", "hmc"):
-        from .baselines import hmc, mala
+        from jkoic.bench.baselines import hmc, mala
 
         m = {**DEFAULT_MCMC, **(mcmc or {})}
         n_chains = int(m["n_chains"] or n_samples)
@@ -316,7 +316,7 @@ def run_method(
         return MethodRun(method, seed, _to_cpu(res.samples), None, None, float(res.seconds), 0.0, None, info,
                          {k: (list(v) if isinstance(v, tuple) else v) for k, v in m.items()})
     if method == "coupling_kl":
-        from .baselines import CouplingFlow, train_reverse_kl
+        from jkoic.bench.baselines import CouplingFlow, train_reverse_kl
 
         c = {**DEFAULT_COUPLING, **(coupling or {})}
         d = int(target.dim)
@@ -384,7 +384,7 @@ def evaluate(
     when the method has a density (Table 2); ``mode_mse`` for mixtures (Table 4).
     Non-finite samples are dropped and counted in ``n_nonfinite``.
     """
-    from . import metrics as M
+    from jkoic.bench import metrics as M
 
     x, lp, lg, bad = _finite(run)
     out: dict[str, float] = {"n": int(x.shape[0]), "n_nonfinite": bad}
@@ -408,7 +408,7 @@ def reference_errors(
     target: Any, *, n_eval: int, n_w2: int = 5000, n_projections: int = 1000, seed: int = 0
 ) -> dict[str, float]:
     """Sampling errors: the metrics between two independent ground-truth sets (Tables 1, 3)."""
-    from . import metrics as M
+    from jkoic.bench import metrics as M
 
     out = {"energy": float(M.sampling_error(target, n_eval, M.sliced_energy_distance, seed=_REF_SEED + seed,
                                             n_projections=n_projections))}
@@ -430,8 +430,8 @@ def layer_curve(
     serves every layer. Calling ``model.sample(n, upto=k)`` for each ``k`` costs the sum of
     all prefixes instead, several times more where rejection layers multiply the cost.
     """
-    from . import metrics as M
-    from .targets import check_log_prob
+    from jkoic.bench import metrics as M
+    from jkoic.target import check_log_prob
 
     stages = model.sample_path(n, seed=_SAMPLE_SEED + 7919 + seed)
     curve = []
@@ -452,7 +452,7 @@ def path_data(model: Any, n: int, *, seed: int = 0, means: Tensor | None = None)
     point is *rejected* in the next layer; *resampled* points are fresh draws), ``kind``
     (stage kinds as strings) and, with ``means``, ``mode_weights`` (stages, K).
     """
-    from . import metrics as M
+    from jkoic.bench import metrics as M
 
     stages = model.sample_path(n, seed=seed)
     xs, rej, res, kinds, weights = [], [], [], [], []
@@ -1143,7 +1143,7 @@ def headline(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
     """
     import csv
 
-    from .paper_values import TARGETS
+    from .values import TARGETS
 
     def num(text: str) -> float | None:  # an empty CSV cell is a missing value
         return float(text) if text else None
@@ -1176,7 +1176,7 @@ def headline(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m jkoic.paper", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute the notebooks of a profile, then assemble tables and figures")
     r.add_argument("--profile", default="cpu", help="smoke | cpu | paper (notebooks/profiles/<name>.yaml)")

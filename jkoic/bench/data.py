@@ -47,7 +47,7 @@ __all__ = [
 ENV_VAR = "JKOIC_DATA_DIR"
 """Environment variable that overrides the default data directory."""
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Raw URL of the pines point pattern (DDS repository of Vargas et al., 2023).
 PINES_URL = (
@@ -170,7 +170,7 @@ def data_dir() -> Path:
 
 def default_source() -> Path:
     """Default local source of :func:`fetch`: ``<repo root>/../shared/data``."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def data_path(name: str | os.PathLike[str]) -> Path:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config, schedule
-from ..model import Sampler
+from ...config import Config, schedule
+from ...model import Sampler
 
 __all__ = ["neural_jko", "reverse_kl_cnf", "reverse_kl_cnf_config"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import paper_values as PV
+from . import values as PV
 from .paper import resolve_path
 
 __all__ = [
