@@ -13,6 +13,7 @@ import torch
 
 from jkoic.bench import metrics as M
 from jkoic.bench.metrics import MetricValue
+from jkoic.bench.metrics.energy import _pair_sums_numpy, _pair_sums_torch, _rank_weights
 
 
 def _gauss(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
@@ -464,9 +465,9 @@ def test_sliced_torch_path_matches_numpy_path() -> None:
     g = torch.Generator().manual_seed(0)
     theta = torch.randn(16, 3, generator=g, dtype=torch.float64)
     theta = theta / theta.norm(dim=1, keepdim=True)
-    w = [M._rank_weights(k) for k in (300, 250, 550)]
-    via_torch = M._pair_sums_torch(theta @ x.T, theta @ y.T, *w).numpy()
-    via_numpy = M._pair_sums_numpy(
+    w = [_rank_weights(k) for k in (300, 250, 550)]
+    via_torch = _pair_sums_torch(theta @ x.T, theta @ y.T, *w).numpy()
+    via_numpy = _pair_sums_numpy(
         theta.numpy(), np.ascontiguousarray(x.numpy().T), np.ascontiguousarray(y.numpy().T), *(v.numpy() for v in w)
     )
     np.testing.assert_allclose(via_torch, via_numpy, rtol=1e-12)
