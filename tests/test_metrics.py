@@ -68,6 +68,26 @@ def test_metric_value_is_a_float_with_protocol() -> None:
 def test_metric_value_protocol_is_jsonable() -> None:
     v = MetricValue(1.5, {"a": np.float32(2.0), "b": torch.tensor([1.0, 2.0]), "c": (np.int64(3),)})
     assert json.loads(json.dumps(v.to_dict()))["protocol"] == {"a": 2.0, "b": [1.0, 2.0], "c": [3]}
+    inner = M.energy_distance(_gauss(10, 2, 0), _gauss(10, 2, 1))
+    nested = MetricValue(2.0, {"inner": inner, "dtype": torch.float32})
+    assert nested.protocol == {"inner": float(inner), "dtype": "torch.float32"}
+    assert type(nested.protocol["inner"]) is float
+
+
+def test_metric_value_rejects_unconvertible_protocol() -> None:
+    with pytest.raises(TypeError, match="MetricValue protocol must hold plain JSON-able values.*object"):
+        MetricValue(1.0, {"solver": object()})
+
+
+def test_metrics_namespace_keeps_every_public_name() -> None:
+    import importlib
+
+    for name in M.__all__:
+        assert callable(getattr(M, name)), name
+    for sub in ("energy", "transport", "modes", "log_z"):
+        mod = importlib.import_module(f"jkoic.bench.metrics.{sub}")
+        for name in mod.__all__:
+            assert getattr(M, name) is getattr(mod, name) and name in M.__all__, (sub, name)
 
 
 # --------------------------------------------------------------------------- energy distance
@@ -271,6 +291,27 @@ def test_log_z_estimators_known_constant() -> None:
     # numpy input and the exact density (p = q) give log Z exactly
     exact = M.log_z_elbo(log_g.numpy(), log_g.numpy() - log_z)
     assert float(exact) == pytest.approx(log_z, abs=1e-12)
+
+
+def test_log_z_metrics_are_the_core_estimators() -> None:
+    """The metrics wrap :mod:`jkoic.estimators`: bit-identical values, float32 input included."""
+    from jkoic import estimators
+
+    log_g, log_p, _, _ = _logz_case(3000)
+    log_g32 = log_g.float()
+    stats = estimators.log_z_stats(log_g32, log_p)
+    elbo = M.log_z_elbo(log_g32, log_p)
+    assert float(elbo) == stats["elbo"] and elbo.protocol["std_error"] == stats["elbo_std_error"]
+    imp = M.log_z_importance(log_g32, log_p)
+    assert float(imp) == stats["importance"]
+    assert imp.protocol["ess"] == stats["ess"] and imp.protocol["ess_fraction"] == stats["ess_fraction"]
+    assert float(M.effective_sample_size(log_g32, log_p)) == estimators.effective_sample_size(log_g32, log_p)
+    # every weight zero: the ELBO is -inf without a spread, the other two have no value
+    none = torch.full((4,), -math.inf)
+    empty = M.log_z_elbo(none, torch.zeros(4))
+    assert float(empty) == -math.inf and math.isnan(empty.protocol["std_error"])
+    with pytest.raises(ValueError, match="all importance weights are zero"):
+        M.log_z_importance(none, torch.zeros(4))
 
 
 def test_effective_sample_size() -> None:
