@@ -6,8 +6,9 @@ Wasserstein proximal step each) with importance-based rejection steps. The resul
 iid samples with their exact model density, evaluates the density anywhere, and
 estimates log Z.
 
-Public API: ``Sampler``, ``Config``, ``preset``, and the submodules ``targets``,
-``metrics``, ``baselines``.
+Public API: ``Sampler``, ``Config``, ``preset``, ``schedule``, ``CheckpointError``; the
+benchmark zoo (the paper's targets, metrics, baselines and data) is ``jkoic.bench``, with
+``jkoic.targets`` a shortcut to ``jkoic.bench.targets``.
 
 Reference: J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. ICML 2025.
 """
@@ -15,8 +16,10 @@ Reference: J. Hertrich, R. Gruhlke. Importance Corrected Neural JKO Sampling. IC
 from __future__ import annotations
 
 from .bench import targets
-from .config import Config, preset, schedule
-from .model import CheckpointError, Sampler
+from .checkpoint import CheckpointError
+from .config import Config, schedule
+from .presets import preset
+from .sampler import Sampler
 
-__all__ = ["Sampler", "Config", "preset", "schedule", "CheckpointError", "targets"]
+__all__ = ["CheckpointError", "Config", "Sampler", "preset", "schedule", "targets"]
 __version__ = "0.1.0"

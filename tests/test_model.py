@@ -11,7 +11,7 @@ import torch
 import jkoic
 from jkoic import Config, Sampler
 from jkoic.bench.metrics import energy_distance
-from jkoic.model import CheckpointError
+from jkoic import CheckpointError
 
 
 def tiny_config(**kw) -> Config:
@@ -79,7 +79,7 @@ def test_samples_follow_model_density(trained, spare_sigmas, monkeypatch):
     # With no margin on the spare replacements about half the rejection steps run short and
     # draw again through the layers below: the samples must follow the same density.
     if spare_sigmas is not None:
-        monkeypatch.setitem(trained.config.extra, "spare_sigmas", spare_sigmas)
+        monkeypatch.setattr(trained, "config", trained.config.replace(spare_sigmas=spare_sigmas))
     n = 60000
     x, _ = trained.sample(n, seed=5)
     bins = 12
@@ -107,7 +107,7 @@ def test_training_reduces_energy_distance():
     cfg = tiny_config(n_iters=150, tau0=0.1)
     untrained = Sampler(target, cfg)
     trained = Sampler(target, cfg).fit(seed=0, progress=False)
-    x0, _ = untrained.sample(4000, seed=0)
+    x0, _ = untrained.sample(4000, seed=0, upto=0)  # the latent
     x1, _ = trained.sample(4000, seed=0)
     e0, e1 = float(energy_distance(x0, truth)), float(energy_distance(x1, truth))
     assert e1 < 0.25 * e0
@@ -216,7 +216,7 @@ def test_bad_inputs(trained, tmp_path):
         trained.log_prob(torch.zeros(3, 5))
     with pytest.raises(ValueError, match="NaN"):
         trained.log_prob(torch.tensor([[float("nan"), 0.0]]))
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
         trained.sample(-1)
     with pytest.raises(ValueError, match="rejection_rate"):
         tiny_config(rejection_rate=1.5)
@@ -304,18 +304,20 @@ def test_layer_curve_one_entry_per_stage(trained):
 def test_small_draws_do_not_inflate_the_bottom_load(trained, monkeypatch):
     # 300 samples through C C R R: each rejection layer draws its proposals plus a spare of
     # rate * m + sqrt(rate * m + 1) + 16 from below (a shortfall draws again, at least
-    # min_batch), so the latent serves about 500 points.
-    # Fresh draws have a floor (min_batch) against tiny recursive batches; a large floor
+    # Config.min_draw), so the latent serves about 500 points.
+    # Fresh draws have a floor (Config.min_draw) against tiny recursive batches; a large floor
     # (it was 4096) makes every short draw, e.g. a training dataset's replacements, cost
     # the floor at every level below.
     drawn = []
-    latent = trained._latent
+    latent = trained.latent()
+    sample = latent.sample
 
     def counting(n, gen):
         drawn.append(n)
-        return latent(n, gen)
+        return sample(n, gen)
 
-    monkeypatch.setattr(trained, "_latent", counting)
+    monkeypatch.setattr(latent, "sample", counting)
+    monkeypatch.setattr(trained, "latent", lambda: latent)
     x, _ = trained.sample(300, seed=4)
     assert x.shape == (300, 2)
     assert 300 < sum(drawn) <= 2 * 542, drawn
@@ -425,7 +427,7 @@ def test_eval_trace_limit_is_validated():
 
 def test_fewest_steps_keeps_only_what_the_tolerance_allows():
     from jkoic.cnf import MLPVelocity
-    from jkoic.model import _fewest_steps
+    from jkoic.calibration import fewest_steps as _fewest_steps
 
     x = torch.randn(500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     still = MLPVelocity(2, 8).to(torch.float64)  # zero last layer: v = 0, every step count agrees
@@ -571,7 +573,7 @@ def test_scale_search_keeps_the_multiple_with_the_lowest_jko_objective():
     assert all(float(la.field.out.weight.abs().max()) == 0.0 for la in only_identity.layers if la.kind == "cnf")
     # zero fields are the identity map: sampling and densities skip their integration, and the
     # model is then the latent followed by the rejection layers (Theorem 4.2 densities)
-    import jkoic.model as model_module
+    import jkoic.stack as model_module
 
     calls = []
     real_integrate = model_module.integrate

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config, schedule
-from ...model import Sampler
+from ...sampler import Sampler
 
 __all__ = ["neural_jko", "reverse_kl_cnf", "reverse_kl_cnf_config"]
 
