@@ -28,19 +28,20 @@ _CACHE_LIMIT = 16
 class Target:
     """A target distribution on ``R^dim`` given by a log density.
 
-    Attributes
-    ----------
-    name:
-        Registry name (``get(target.name)`` rebuilds a default instance).
-    dim:
-        Dimension of the sample space.
-    log_z:
-        Log normalising constant of ``exp(log_prob)``: ``0.0`` for the normalised
-        benchmark targets, ``None`` where it is unknown (LGCP, user callables).
-    kwargs:
-        For targets built by :func:`get`: all keyword arguments (defaults filled
-        in), so ``get(t.name, **t.kwargs)`` rebuilds the same target (e.g. for
-        saving a model); ``{}`` otherwise.
+    Args:
+        name: name of the target (for the benchmark targets, their registry name).
+        dim: dimension of the sample space.
+        log_z: log normalising constant of ``exp(log_prob)`` if known, else ``None``.
+
+    Attributes:
+        name: registry name (``jkoic.bench.targets.get(target.name)`` rebuilds a default
+            instance of a benchmark target).
+        dim: dimension of the sample space.
+        log_z: log normalising constant of ``exp(log_prob)``: ``0.0`` for the normalised
+            benchmark targets, ``None`` where it is unknown (LGCP, user callables).
+        kwargs: for targets built by :func:`jkoic.bench.targets.get`: all keyword
+            arguments (defaults filled in), so ``get(t.name, **t.kwargs)`` rebuilds the
+            same target (e.g. for saving a model); ``{}`` otherwise.
     """
 
     name: str
@@ -88,22 +89,15 @@ class Target:
     def log_prob(self, x: Tensor) -> Tensor:
         """Log density at the rows of ``x``.
 
-        Parameters
-        ----------
-        x:
-            Floating point tensor of shape ``(n, dim)`` on any device.
+        Args:
+            x: floating point tensor of shape ``(n, dim)`` on any device.
 
-        Returns
-        -------
-        Tensor
+        Returns:
             Shape ``(n,)``, same device and dtype as ``x``; differentiable.
 
-        Raises
-        ------
-        TypeError
-            If ``x`` is not a floating point tensor.
-        ValueError
-            If ``x`` does not have shape ``(n, dim)``.
+        Raises:
+            TypeError: if ``x`` is not a floating point tensor.
+            ValueError: if ``x`` does not have shape ``(n, dim)``.
         """
         self._check_input(x)
         return self._log_prob(x)
@@ -133,24 +127,19 @@ class Target:
         Draws are made in float64 on the CPU (with ``generator`` if given, which
         must be a CPU generator) and then moved to ``device`` / cast to ``dtype``.
 
-        Parameters
-        ----------
-        n:
-            Number of samples (``>= 0``).
-        generator:
-            Optional CPU ``torch.Generator`` for reproducibility.
-        device, dtype:
-            Device (default CPU) and dtype (default float32) of the result.
+        Args:
+            n: number of samples (``>= 0``).
+            generator: optional CPU ``torch.Generator`` for reproducibility.
+            device: device of the result (default CPU).
+            dtype: dtype of the result (default float32).
 
-        Returns
-        -------
-        Tensor
+        Returns:
             Shape ``(n, dim)``.
 
-        Raises
-        ------
-        NotImplementedError
-            If the target has no exact sampler.
+        Raises:
+            ValueError: if ``n`` is not a non-negative integer or ``generator`` is not
+                on the CPU.
+            NotImplementedError: if the target has no exact sampler.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
@@ -201,19 +190,18 @@ class Target:
 class CallableTarget(Target):
     """A target given by a user function ``log_prob_fn(x: (n, dim)) -> (n,)``.
 
-    Parameters
-    ----------
-    log_prob_fn:
-        Callable returning the (possibly unnormalised) log density per row.
-    dim:
-        Dimension of the sample space.
-    name:
-        Name used in messages.
-    log_z:
-        Log normaliser if known, else ``None``.
-    sampler:
-        Optional exact sampler ``sampler(n, generator) -> (n, dim)`` tensor; without
-        it :meth:`sample` raises ``NotImplementedError``.
+    Args:
+        log_prob_fn: callable returning the (possibly unnormalised) log density per row.
+        dim: dimension of the sample space.
+        name: name used in messages.
+        log_z: log normaliser if known, else ``None``.
+        sampler: optional exact sampler ``sampler(n, generator) -> (n, dim)`` tensor;
+            without it :meth:`sample` raises ``NotImplementedError``.
+
+    Raises:
+        TypeError: if ``log_prob_fn`` or ``sampler`` is not callable, or ``dim`` is not
+            an int.
+        ValueError: if ``dim < 1``.
     """
 
     def __init__(
@@ -271,23 +259,17 @@ def _format_point(row: Tensor, max_items: int = 6) -> str:
 def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Evaluate ``target.log_prob(x)`` and check the result.
 
-    Parameters
-    ----------
-    target:
-        A :class:`Target` (or anything :func:`as_target` accepts).
-    x:
-        Points, shape ``(n, dim)``.
+    Args:
+        target: a :class:`Target` (or anything :func:`as_target` accepts).
+        x: points, shape ``(n, dim)``.
 
-    Returns
-    -------
-    Tensor
+    Returns:
         The log densities, shape ``(n,)``.
 
-    Raises
-    ------
-    ValueError
-        If the output is not a tensor of shape ``(n,)``, or contains NaN, +inf or
-        -inf (the message counts the bad values and shows one offending point).
+    Raises:
+        ValueError: if the output is not a floating point tensor of shape ``(n,)``, or
+            contains NaN, +inf or -inf (the message counts the bad values and shows one
+            offending point).
     """
     if not isinstance(target, Target):
         dim = x.shape[-1] if isinstance(x, Tensor) and x.ndim == 2 else None
@@ -330,7 +312,7 @@ def as_target(obj: Any, dim: int | None = None) -> Target:
     """Turn ``obj`` into a :class:`Target`.
 
     * a :class:`Target` is returned as is (``dim``, if given, must match);
-    * a string is looked up with :func:`get`;
+    * a string is looked up with :func:`jkoic.bench.targets.get`;
     * an object with a ``log_prob`` method (duck-typed target) becomes a
       :class:`CallableTarget` around that method, keeping its ``name``, ``log_z``
       and ``sample(n, generator)`` if present;
@@ -338,12 +320,16 @@ def as_target(obj: Any, dim: int | None = None) -> Target:
 
     The dimension is ``dim`` if given, else the object's attribute ``dim``.
 
-    Raises
-    ------
-    TypeError
-        If ``obj`` is none of these, or a callable without a known dimension.
-    ValueError
-        If ``dim`` contradicts the dimension of a given target.
+    Args:
+        obj: the target, target name, object with ``log_prob``, or callable.
+        dim: the dimension, required for a callable without a ``dim`` attribute.
+
+    Returns:
+        A :class:`Target`.
+
+    Raises:
+        TypeError: if ``obj`` is none of these, or a callable without a known dimension.
+        ValueError: if ``dim`` contradicts the dimension of a given target.
     """
     if isinstance(obj, Target):
         if dim is not None and int(dim) != obj.dim:
