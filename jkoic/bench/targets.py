@@ -1,4 +1,4 @@
-"""Benchmark target distributions of the paper, and the ``Target`` interface.
+"""Benchmark target distributions of the paper, with exact samplers and a registry by name.
 
 Every target exposes its (log) density through :meth:`Target.log_prob`, and, where
 one exists, an exact sampler through :meth:`Target.sample` (used for the ground
@@ -26,13 +26,10 @@ lgcp        1600   log-Gaussian Cox process on the pines data (Møller et al., 1
                    Arbel et al., 2021; Matthews et al., 2022); unnormalised
 ==========  =====  ================================================================
 
-Use :func:`get` to build a target by name, :func:`as_target` to wrap a user
-callable, and :func:`check_log_prob` to evaluate a density with clear errors on
-malformed output.
-
-Buffers (means, Cholesky factors, ...) are stored as float64 CPU tensors and cast
-lazily to the device and dtype of the input of :meth:`Target.log_prob` (with a
-small cache), so a target works unchanged on CPU and GPU, in float32 and float64.
+Use :func:`get` to build a target by name. The interface they implement, :class:`Target`,
+and :func:`as_target` (wrap a user callable) and :func:`check_log_prob` (evaluate a
+density with clear errors on malformed output) live in :mod:`jkoic.target` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -76,16 +73,16 @@ class GaussianMixture(Target):
     Used for ``8modes`` / ``8peaky`` (shifted 8 modes / 8 peaky), ``gmm`` (GMM-d)
     and ``gmm40`` (GMM40-50D), Hertrich & Gruhlke (2025), Appendix E.1.
 
-    Parameters
-    ----------
-    name:
-        Registry name.
-    means:
-        Component means, shape ``(K, dim)``.
-    variance:
-        Common per-coordinate variance of the components.
-    weights:
-        Mixture weights ``(K,)`` summing to one; default equal weights.
+    Args:
+        name: registry name.
+        means: component means, shape ``(K, dim)``.
+        variance: common per-coordinate variance of the components.
+        weights: mixture weights ``(K,)`` summing to one; default equal weights.
+        **info: descriptive keyword values shown in the ``repr`` (e.g. ``means_id``).
+
+    Raises:
+        ValueError: if ``means`` is not ``(K, dim)``, ``variance`` is not positive or
+            ``weights`` is not a probability vector of shape ``(K,)``.
     """
 
     def __init__(
@@ -183,6 +180,9 @@ class Mustache(Target):
     ``log g(x) = log N(T(x); 0, S)`` with ``S = [[1, rho], [rho, 1]]``, ``rho = 0.9``,
     and ``T(x1, x2) = (x1, x2 - (x1^2 - 1)^2)``.  Since ``det grad T = 1`` the
     density is normalised.  Exact sampler: ``x = T^{-1}(z)``, ``z ~ N(0, S)``.
+
+    Args:
+        rho: correlation of the latent Gaussian, in ``(-1, 1)``.
     """
 
     def __init__(self, rho: float = 0.9) -> None:
@@ -230,6 +230,10 @@ class Funnel(Target):
 
     ``x1 ~ N(0, sigma_f^2)`` with ``sigma_f^2 = 9`` and ``x_{2:d} | x1 ~ N(0, exp(x1) I)``.
     Normalised.
+
+    Args:
+        dim: dimension ``d``.
+        variance: ``sigma_f^2``, the variance of ``x1``.
     """
 
     def __init__(self, dim: int = 10, variance: float = 9.0) -> None:
@@ -300,6 +304,10 @@ class LGCP(Target):
 
     The Cholesky factor of ``K`` is computed in float64 on first use (and shared
     between instances); evaluation is one matrix product with the inverse factor.
+
+    Args:
+        points: the point pattern, shape ``(n, 2)`` in ``[0, 1]^2``; default the pines
+            data (``pines.csv`` of the data directory, :mod:`jkoic.bench.data`).
     """
 
     grid = 40
@@ -355,7 +363,6 @@ def _check_fixed_dim(name: str, dim: Any, fixed: int) -> None:
     _check_int("dim", dim)
     if dim != fixed:
         raise ValueError(f"target {name!r} is only defined for dim={fixed}, got dim={dim}")
-
 
 
 # ----------------------------------------------------------------------------- registry
@@ -459,25 +466,22 @@ def _resolve(name: Any) -> str:
 def get(name: str, **kwargs: Any) -> Target:
     """Build the benchmark target ``name``.
 
-    Parameters
-    ----------
-    name:
-        One of :func:`names` (case-insensitive): ``mustache``, ``8modes``,
-        ``8peaky``, ``funnel``, ``gmm``, ``gmm40``, ``lgcp``.
-    **kwargs:
-        ``dim`` for every target (fixed for all but ``funnel`` (default 10) and
-        ``gmm`` (default 10)); for ``gmm`` also ``means_id`` (1..5, the paper's
-        mean sets, for dim in 10/20/50/100/200; default 1) or ``seed`` (draw new
-        means uniformly on ``[-1, 1]^dim``), not both.
+    Args:
+        name: one of :func:`names` (case-insensitive; the authors' names ``schnauzbart``,
+            ``8mixtures``, ``mixtures`` are accepted too): ``mustache``, ``8modes``,
+            ``8peaky``, ``funnel``, ``gmm``, ``gmm40``, ``lgcp``.
+        **kwargs: ``dim`` for every target (fixed for all but ``funnel`` (default 10) and
+            ``gmm`` (default 10)); for ``gmm`` also ``means_id`` (1..5, the paper's mean
+            sets, for dim in 10/20/50/100/200; default 1) or ``seed`` (draw new means
+            uniformly on ``[-1, 1]^dim``), not both.
 
-    Raises
-    ------
-    ValueError
-        Unknown name (the message lists the valid names) or invalid values.
-    TypeError
-        Unknown keyword arguments or arguments of the wrong type.
-    FileNotFoundError
-        If a needed data file is missing (see :mod:`jkoic.data`).
+    Returns:
+        The target, with ``kwargs`` holding every keyword argument (defaults filled in).
+
+    Raises:
+        ValueError: unknown name (the message lists the valid names) or invalid values.
+        TypeError: unknown keyword arguments or arguments of the wrong type.
+        FileNotFoundError: if a needed data file is missing (see :mod:`jkoic.bench.data`).
     """
     key = _resolve(name)
     factory = _FACTORIES[key]
