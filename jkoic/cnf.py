@@ -477,7 +477,16 @@ def integrate_adaptive(
     return zt[-1], lt[-1], wt[-1], dyn.nfe
 
 
+#: function evaluations per accepted step of each adaptive solver (first-same-as-last counted once)
+_EVALS_PER_STEP = {"dopri5": 6, "bosh3": 3, "adaptive_heun": 2}
+
+
 def steps_from_nfe(nfe: int, method: str = "dopri5") -> int:
-    """Fixed RK4 step count from an adaptive solve's NFE (about a quarter, App. E.5)."""
-    per_step = {"dopri5": 6, "bosh3": 3, "dopri8": 12}.get(method, 6)
-    return max(4, math.ceil(nfe / per_step / 4))
+    """Fixed RK4 step count from an adaptive solve's NFE: about a quarter of its steps, at least 4 (App. E.5).
+
+    Raises:
+        ValueError: for a solver other than those ``Config.solver`` accepts as adaptive.
+    """
+    if method not in _EVALS_PER_STEP:
+        raise ValueError(f"no step count for solver {method!r}; adaptive solvers: {', '.join(_EVALS_PER_STEP)}")
+    return max(4, math.ceil(nfe / _EVALS_PER_STEP[method] / 4))

@@ -88,6 +88,7 @@ class Sampler(nn.Module):
         self.seed: int | None = None
         self.log: list[dict[str, Any]] = []
         self.to(device)
+        self._probe_target()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -113,8 +114,33 @@ class Sampler(nn.Module):
         return Latent(self.latent_mean, self.latent_scale)
 
     def log_g(self, x: Tensor) -> Tensor:
-        """The target's unnormalised log density at ``x``, checked (shape, dtype, finite)."""
-        return check_log_prob(self.target, x)
+        """The target's unnormalised log density at ``x``, checked (shape, dtype, finite).
+
+        Raises:
+            ValueError: if the target fails on ``x`` or returns a malformed or non-finite result.
+        """
+        try:
+            return check_log_prob(self.target, x)
+        except (IndexError, KeyError, TypeError) as e:
+            raise ValueError(f"log_prob of target {self.target.name!r} failed on points of shape "
+                             f"{tuple(x.shape)}: {type(e).__name__}: {e}") from e
+
+    def _probe_target(self) -> None:
+        """Evaluate the target at three points before any training, so a target that fails on
+        ``(n, dim)`` input (a wrong column, a wrong output shape) is reported at once.
+        Non-finite values are allowed here: a density may vanish at these points."""
+        x = torch.zeros(3, self.dim, device=self.device, dtype=self.dtype)
+        x[1, 0], x[2, 0] = 1.0, -1.0
+        x = self.latent_mean + self.latent_scale * x
+        try:
+            with torch.no_grad():
+                check_log_prob(self.target, x)
+        except (IndexError, KeyError, TypeError) as e:
+            raise ValueError(f"log_prob of target {self.target.name!r} fails on points of shape (3, {self.dim}): "
+                             f"{type(e).__name__}: {e}") from e
+        except ValueError as e:
+            if "non-finite" not in str(e):
+                raise
 
     def set_sample_steps(self, n_steps: int) -> Sampler:
         """Use ``n_steps`` RK4 steps in every trained CNF layer (accuracy vs speed)."""
