@@ -1,4 +1,4 @@
-"""Tests of ``jkoic.data``: locating, loading and fetching the data files.
+"""Tests of ``jkoic.bench.data``: locating, loading and fetching the data files.
 
 Fetching is tested from a local source directory (copy + sha256 check) and
 through the download path with ``file://`` URLs (no network here): the pickles
@@ -54,9 +54,55 @@ def no_default_source(monkeypatch, tmp_path) -> None:
 
 def test_data_dir_default_and_env(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(jdata.ENV_VAR, raising=False)
-    assert jdata.data_dir() == Path(jdata.__file__).resolve().parents[2] / "data"
+    # these tests run from the source checkout: its data/ folder
+    checkout = Path(jdata.__file__).resolve().parents[2]
+    assert (checkout / "pyproject.toml").is_file()
+    assert jdata.data_dir() == checkout / "data"
     monkeypatch.setenv(jdata.ENV_VAR, str(tmp_path))
     assert jdata.data_dir() == tmp_path
+    monkeypatch.setenv(jdata.ENV_VAR, "  ")  # blank counts as unset
+    assert jdata.data_dir() == checkout / "data"
+
+
+def _as_if_installed_in(monkeypatch, parent: Path) -> None:
+    """Pretend the ``jkoic`` package sits in ``parent`` (e.g. site-packages)."""
+    monkeypatch.delenv(jdata.ENV_VAR, raising=False)
+    monkeypatch.setattr(jdata, "_PACKAGE_PARENT", parent)
+
+
+def test_data_dir_of_an_installed_package_is_the_user_cache(monkeypatch, tmp_path) -> None:
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    _as_if_installed_in(monkeypatch, site)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert jdata.data_dir() == tmp_path / "cache" / "jkoic" / "data" == jdata.user_cache_dir()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert jdata.data_dir() == Path.home() / ".cache" / "jkoic" / "data"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored (XDG spec)
+    assert jdata.data_dir() == Path.home() / ".cache" / "jkoic" / "data"
+    monkeypatch.setenv(jdata.ENV_VAR, str(tmp_path / "mine"))  # the variable still comes first
+    assert jdata.data_dir() == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    "pyproject, is_checkout",
+    [
+        ('[project]\nname = "jkoic"\nversion = "0.1.0"\n', True),
+        ('[project]\nname = "other"\n', False),
+        ('[tool.x]\nname = "jkoic"\n', False),
+        ("[project\nname = ", False),  # unreadable TOML
+        (None, False),
+    ],
+)
+def test_data_dir_recognises_a_checkout_by_its_pyproject(monkeypatch, tmp_path, pyproject, is_checkout) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    if pyproject is not None:
+        (root / "pyproject.toml").write_text(pyproject)
+    _as_if_installed_in(monkeypatch, root)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    expected = root / "data" if is_checkout else tmp_path / "cache" / "jkoic" / "data"
+    assert jdata.data_dir() == expected
 
 
 def test_data_path_missing_file_message(monkeypatch, tmp_path) -> None:
@@ -65,7 +111,7 @@ def test_data_path_missing_file_message(monkeypatch, tmp_path) -> None:
         jdata.data_path("pines.csv")
     msg = str(info.value)
     assert "'pines.csv'" in msg and str(tmp_path) in msg
-    assert "make data" in msg and "JKOIC_DATA_DIR" in msg
+    assert "make data" in msg and "python -m jkoic.bench.data" in msg and "JKOIC_DATA_DIR" in msg
 
 
 @requires_data
@@ -121,7 +167,7 @@ def test_fetch_copies_and_verifies(real_dir, tmp_path, monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("fetch rewrote a file that was already correct")
 
-    monkeypatch.setattr(jdata, "_atomic_write", fail)
+    monkeypatch.setattr(jdata, "atomic_write", fail)
     assert len(jdata.fetch(dest=dest, source=real_dir)) == len(jdata.FILES)
 
 
@@ -158,7 +204,19 @@ def test_cli(real_dir, tmp_path, capsys) -> None:
     assert jdata.main(["--dest", str(tmp_path / "d"), "--source", str(real_dir)]) == 0
     assert f"{len(jdata.FILES)} data files ready" in capsys.readouterr().out
     assert jdata.main(["--dest", str(tmp_path / "d2"), "--source", str(tmp_path / "nope")]) == 1
-    assert "jkoic.data: error: source directory" in capsys.readouterr().err
+    assert "jkoic.bench.data: error: source directory" in capsys.readouterr().err
+
+
+def test_cli_runs_as_a_module() -> None:
+    """``python -m jkoic.bench.data``, which the error messages recommend, exists."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(jdata.__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-m", "jkoic.bench.data", "--help"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage: python -m jkoic.bench.data" in out.stdout and "--source" in out.stdout
 
 
 # ----------------------------------------------------------------------------- fetch: download

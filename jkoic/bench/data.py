@@ -7,8 +7,10 @@ The files are public data and benchmark constants (see ``data/README.md``):
 * ``gmm_means/gmm10_means_id{i}_{d}.csv`` -- the five 10 x d mean sets of GMM-d.
 
 They are not part of the repository.  The package looks for them in the *data
-directory*: ``$JKOIC_DATA_DIR`` if that environment variable is set, otherwise
-``<repo root>/data``.  :func:`fetch` (``make data``, or ``python -m jkoic.data``)
+directory* (:func:`data_dir`): ``$JKOIC_DATA_DIR`` if that environment variable is set;
+otherwise the checkout's ``data/`` folder when the package runs from a source checkout;
+otherwise, for an installed package, the per-user cache ``$XDG_CACHE_HOME/jkoic/data``
+(``~/.cache/jkoic/data``).  :func:`fetch` (``make data``, or ``python -m jkoic.bench.data``)
 fills the data directory, either by copying from a local source directory or by
 downloading the public files and checking their sha256 checksums.
 """
@@ -22,7 +24,7 @@ import io
 import os
 import pickle
 import sys
-import tempfile
+import tomllib
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._io import atomic_write
 
 __all__ = [
     "ENV_VAR",
@@ -42,12 +46,15 @@ __all__ = [
     "load_csv",
     "main",
     "sha256_of",
+    "user_cache_dir",
 ]
 
 ENV_VAR = "JKOIC_DATA_DIR"
 """Environment variable that overrides the default data directory."""
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# The directory holding the ``jkoic`` package: the checkout's root when the package runs
+# from a source checkout, ``site-packages`` when it is installed.
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 #: Raw URL of the pines point pattern (DDS repository of Vargas et al., 2023).
 PINES_URL = (
@@ -60,7 +67,9 @@ JKO_IC_RAW_URL = "https://raw.githubusercontent.com/johertrich/neural_JKO_ic/mai
 GMM_DIMS: tuple[int, ...] = (10, 20, 50, 100, 200)
 GMM_MEANS_IDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-_FIX_HINT = f"run `make data` (or `python -m jkoic.data`) or set {ENV_VAR} to a directory holding the data files"
+_FIX_HINT = (
+    f"run `make data` (or `python -m jkoic.bench.data`) or set {ENV_VAR} to a directory holding the data files"
+)
 
 # sha256 of the files exactly as the project stores them (CSV, float32 values
 # written with "%.9g", comma separated, one row per line, trailing newline).
@@ -99,20 +108,14 @@ _SHA256: dict[str, str] = {
 class DataFile:
     """One file of the data directory.
 
-    Attributes
-    ----------
-    name:
-        Path relative to the data directory (``/``-separated).
-    url:
-        Public URL the file (or the pickle it is converted from) is downloaded from.
-    kind:
-        ``"csv"`` (downloaded as is), ``"pickle_array"`` (a pickled array) or
-        ``"pickle_means"`` (a pickled ``{"means": [array, ...]}`` dict as written
-        by the authors' code); the pickles are converted to CSV.
-    shape:
-        Expected ``(rows, columns)`` of the CSV.
-    sha256:
-        Checksum of the CSV as stored in the data directory.
+    Attributes:
+        name: path relative to the data directory (``/``-separated).
+        url: public URL the file (or the pickle it is converted from) is downloaded from.
+        kind: ``"csv"`` (downloaded as is), ``"pickle_array"`` (a pickled array) or
+            ``"pickle_means"`` (a pickled ``{"means": [array, ...]}`` dict as written by
+            the authors' code); the pickles are converted to CSV.
+        shape: expected ``(rows, columns)`` of the CSV.
+        sha256: checksum of the CSV as stored in the data directory.
     """
 
     name: str
@@ -160,27 +163,59 @@ FILES: dict[str, DataFile] = _build_manifest()
 # ----------------------------------------------------------------------------- locating
 
 
+def _checkout_root() -> Path | None:
+    """The source checkout the package runs from, or ``None`` for an installed package.
+
+    A checkout is recognised by its ``pyproject.toml`` beside the ``jkoic`` package, naming
+    the project ``jkoic``.
+    """
+    try:
+        meta = tomllib.loads((_PACKAGE_PARENT / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    project = meta.get("project")
+    return _PACKAGE_PARENT if isinstance(project, dict) and project.get("name") == "jkoic" else None
+
+
+def user_cache_dir() -> Path:
+    """The per-user data directory: ``$XDG_CACHE_HOME/jkoic/data``, by default ``~/.cache/jkoic/data``.
+
+    A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG base directory specification asks.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "jkoic" / "data"
+
+
 def data_dir() -> Path:
-    """The data directory: ``$JKOIC_DATA_DIR`` if set (and non-empty), else ``<repo root>/data``."""
+    """The data directory, the first of:
+
+    1. ``$JKOIC_DATA_DIR`` if set and non-empty (the Makefile sets it to the checkout's
+       ``data/``);
+    2. the checkout's ``data/`` folder, when the package runs from a source checkout (a
+       ``pyproject.toml`` naming ``jkoic`` beside the package);
+    3. :func:`user_cache_dir` (an installed package has no checkout to hold the files).
+
+    The directory need not exist; :func:`fetch` creates it.
+    """
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser()
-    return _REPO_ROOT / "data"
+    root = _checkout_root()
+    return root / "data" if root is not None else user_cache_dir()
 
 
 def default_source() -> Path:
-    """Default local source of :func:`fetch`: ``<repo root>/../shared/data``."""
+    """Default local source of :func:`fetch`: ``<checkout>/../shared/data``."""
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def data_path(name: str | os.PathLike[str]) -> Path:
     """Path of the data file ``name`` (relative to :func:`data_dir`, or absolute).
 
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist; the message names the file, the directory
-        searched and how to obtain the data.
+    Raises:
+        FileNotFoundError: if the file does not exist; the message names the file, the
+            directory searched and how to obtain the data.
     """
     p = Path(name)
     if p.is_absolute():
@@ -234,21 +269,19 @@ def load_csv(
 ) -> np.ndarray:
     """Load a headerless, comma separated numeric data file as a 2-D float64 array.
 
-    Parameters
-    ----------
-    name:
-        File name relative to :func:`data_dir` (e.g. ``"pines.csv"``) or an absolute path.
-    shape:
-        Optional expected ``(rows, columns)``; ``None`` entries are not checked.
-        For the known files of :data:`FILES` the expected shape is checked by default.
+    Args:
+        name: file name relative to :func:`data_dir` (e.g. ``"pines.csv"``) or an
+            absolute path.
+        shape: optional expected ``(rows, columns)``; ``None`` entries are not checked.
+            For the known files of :data:`FILES` the expected shape is checked by default.
 
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing (see :func:`data_path`).
-    ValueError
-        If the file is empty, has a non-numeric or non-finite entry, rows of
-        different length, or not the expected shape; the message names the file.
+    Returns:
+        The values, shape ``(rows, columns)``, float64.
+
+    Raises:
+        FileNotFoundError: if the file is missing (see :func:`data_path`).
+        ValueError: if the file is empty, has a non-numeric or non-finite entry, rows of
+            different length, or not the expected shape; the message names the file.
     """
     path = data_path(name)
     label = repr(str(path))
@@ -285,25 +318,6 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _urlopen(url: str, timeout: float = 60.0) -> Any:
     """Open ``url`` (indirection so tests can replace the opener)."""
     return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (fixed https / file URLs)
@@ -316,7 +330,7 @@ def _download(url: str) -> bytes:
     except Exception as exc:  # network errors come in many types
         raise RuntimeError(
             f"could not download {url}: {exc}. Without network access, supply a local copy: "
-            f"`python -m jkoic.data --source DIR` with DIR holding the data files."
+            f"`python -m jkoic.bench.data --source DIR` with DIR holding the data files."
         ) from exc
 
 
@@ -383,7 +397,7 @@ def _unpickle(data: bytes, label: str) -> Any:
     except Exception as exc:
         raise ValueError(
             f"cannot read the pickle {label} as numpy data ({exc}); supply the CSV files "
-            f"yourself with `python -m jkoic.data --source DIR`."
+            f"yourself with `python -m jkoic.bench.data --source DIR`."
         ) from exc
 
 
@@ -406,12 +420,12 @@ def _pickle_to_csv(data: bytes, spec: DataFile) -> bytes:
     except Exception as exc:
         raise ValueError(
             f"unexpected content of {spec.url} ({exc}); supply the CSV files yourself with "
-            f"`python -m jkoic.data --source DIR`."
+            f"`python -m jkoic.bench.data --source DIR`."
         ) from exc
     if arr.shape != spec.shape:
         raise ValueError(
             f"unexpected array shape {arr.shape} in {spec.url}, expected {spec.shape}; supply the CSV "
-            f"files yourself with `python -m jkoic.data --source DIR`."
+            f"files yourself with `python -m jkoic.bench.data --source DIR`."
         )
     return _array_to_csv(arr)
 
@@ -445,29 +459,20 @@ def fetch(
     ``os.replace``, so a failed check leaves nothing behind.  Files already present
     with the right checksum are left alone, so ``fetch`` is idempotent.
 
-    Parameters
-    ----------
-    dest:
-        Destination directory; default :func:`data_dir`.
-    source:
-        Directory holding the files under the same relative names.  Default:
-        :func:`default_source` when that directory exists, else download.
-    names:
-        Subset of :data:`FILES` to fetch; default all.
+    Args:
+        dest: destination directory; default :func:`data_dir`.
+        source: directory holding the files under the same relative names.  Default:
+            :func:`default_source` when that directory exists, else download.
+        names: subset of :data:`FILES` to fetch; default all.
 
-    Returns
-    -------
-    list of Path
+    Returns:
         The paths of the fetched (or already present) files.
 
-    Raises
-    ------
-    ValueError
-        On a checksum mismatch or an unknown name in ``names``.
-    FileNotFoundError
-        If an explicitly given ``source`` does not exist or lacks a file.
-    RuntimeError
-        If a download fails.
+    Raises:
+        ValueError: on a checksum mismatch or an unknown name in ``names``.
+        FileNotFoundError: if an explicitly given ``source`` does not exist or lacks a
+            file.
+        RuntimeError: if a download fails.
     """
     dest_dir = Path(dest).expanduser() if dest is not None else data_dir()
     if source is not None:
@@ -495,18 +500,26 @@ def fetch(
                 f"sha256 mismatch for {spec.name!r} from {origin}: expected {spec.sha256}, got {got}; "
                 f"nothing was written to {str(target)!r}"
             )
-        _atomic_write(target, data)
+        atomic_write(target, data)
         out.append(target)
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: ``python -m jkoic.data [--dest DIR] [--source DIR]``."""
+    """Command line entry point: ``python -m jkoic.bench.data [--dest DIR] [--source DIR]``.
+
+    Returns:
+        The exit status: 0 on success, 1 on an error (reported on stderr).
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m jkoic.data",
+        prog="python -m jkoic.bench.data",
         description="Fill the jkoic data directory (copy from a local source or download, checking sha256).",
     )
-    parser.add_argument("--dest", default=None, help=f"destination (default: ${ENV_VAR} or <repo>/data)")
+    parser.add_argument(
+        "--dest",
+        default=None,
+        help=f"destination (default: ${ENV_VAR}, else the checkout's data/, else ~/.cache/jkoic/data)",
+    )
     parser.add_argument(
         "--source",
         default=None,
@@ -516,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         paths = fetch(dest=args.dest, source=args.source)
     except (OSError, ValueError, RuntimeError) as exc:
-        sys.stderr.write(f"jkoic.data: error: {exc}\n")
+        sys.stderr.write(f"jkoic.bench.data: error: {exc}\n")
         return 1
     dest = Path(args.dest) if args.dest else data_dir()
     sys.stdout.write(f"{len(paths)} data files ready in {dest}\n")
