@@ -41,8 +41,8 @@ class Gaussian2D:
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """These tests use tiny batches: extra intra-op threads only add sync cost
-    (10x slower on a loaded 2-core machine), so run this module single-threaded."""
+    """These tests use tiny batches: extra intra-op threads only add synchronisation cost,
+    so run this module single-threaded."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -162,6 +162,17 @@ def test_nonfinite_proposals_are_rejected(sampler) -> None:
     assert res.n_nonfinite > 0
     assert torch.isfinite(res.samples).all()
     assert (res.samples[:, 0] > 0).all() and (res.samples[:, 1].abs() < 3).all()
+
+
+def test_log_density_is_the_duck_type_the_samplers_take() -> None:
+    from jkoic.bench import baselines
+    from jkoic.bench.targets import get
+
+    assert isinstance(Gaussian2D(), baselines.LogDensity)
+    assert isinstance(get("8modes"), baselines.LogDensity)  # every jkoic target qualifies
+    assert not isinstance(object(), baselines.LogDensity)
+    # one meaning of "Target" in the package: the sampler's class in jkoic.target
+    assert not hasattr(baselines, "Target")
 
 
 def test_bad_inputs_raise() -> None:

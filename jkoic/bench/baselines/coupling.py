@@ -63,7 +63,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "or pip install zuko"
     ) from exc
 
-from .mcmc import Target
+from .mcmc import LogDensity
 
 __all__ = ["CouplingFlow", "train_reverse_kl"]
 
@@ -92,6 +92,9 @@ class CouplingFlow(nn.Module):
 
     ``forward(z)`` maps latent to data and returns ``(x, log|det dx/dz|)``;
     ``inverse(x)`` returns ``(z, log|det dz/dx|)``.
+
+    Raises:
+        ValueError: if ``dim < 2``, or ``hidden`` or ``n_blocks`` is below 1.
     """
 
     def __init__(
@@ -155,7 +158,7 @@ class CouplingFlow(nn.Module):
 
 def train_reverse_kl(
     flow: CouplingFlow,
-    target: Target,
+    target: LogDensity,
     n_iters: int,
     batch_size: int,
     lr: float = 1e-3,
@@ -185,6 +188,8 @@ def train_reverse_kl(
         The loss of every iteration.
 
     Raises:
+        ValueError: if ``target.dim`` differs from ``flow.dim``, or ``n_iters`` or
+            ``batch_size`` is below 1.
         FloatingPointError: if the loss becomes NaN or infinite.
     """
     if getattr(target, "dim", None) != flow.dim:

@@ -18,9 +18,9 @@ __all__ = ["neural_jko", "reverse_kl_cnf", "reverse_kl_cnf_config"]
 # A kinetic weight 1/tau of 1e-12 is zero at float32 precision: the loss is the reverse KL.
 _NO_KINETIC_TAU = 1e12
 # Without the kinetic term the paths are not straight, and with few fixed RK4 steps the optimiser
-# exploits the discretisation error of the log-determinant (measured on 8 Peaky with 4 steps:
-# "log Z" +0.92 by the ELBO, above the true 0). Train with at least this many steps and sample /
-# evaluate densities with a much finer grid, so the reported density is that of the sampled map.
+# exploits the discretisation error of the log-determinant (the ELBO then exceeds log Z). Train with
+# at least this many steps and sample / evaluate densities with a much finer grid, so the reported
+# density is that of the sampled map.
 _KL_MIN_TRAIN_STEPS = 8
 _KL_MIN_SAMPLE_STEPS = 32
 

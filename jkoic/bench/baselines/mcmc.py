@@ -13,9 +13,9 @@ counts all iterations, warm-up included (paper: 50000 with (1000, 1000) warm-up
 and factors (0.01, 0.1); MALA step 0.001; HMC step 0.1 for 8 Modes / Funnel and
 0.01 for Mustache with 5 leapfrog steps and identity mass).
 
-Target contract (duck type): ``target.dim`` (int) and ``target.log_prob(x)``
-mapping ``(n, dim)`` to ``(n,)``, differentiable by autograd; the density may be
-unnormalised.
+Target contract (:class:`LogDensity`, a duck type): ``target.dim`` (int) and
+``target.log_prob(x)`` mapping ``(n, dim)`` to ``(n,)``, differentiable by autograd; the
+density may be unnormalised. Every :class:`jkoic.target.Target` satisfies it.
 
 Proposals whose log density or gradient is not finite (NaN / inf, e.g. a
 leapfrog trajectory that diverged) are rejected and counted in
@@ -38,17 +38,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["MCMCResult", "Target", "hmc", "mala"]
+__all__ = ["LogDensity", "MCMCResult", "hmc", "mala"]
 
 
-class Target(Protocol):
-    """Duck type of a sampling target: dimension and (unnormalised) log density."""
+@runtime_checkable
+class LogDensity(Protocol):
+    """What the baselines need of a target: its dimension and a differentiable log density.
+
+    ``log_prob`` maps ``(n, dim)`` to ``(n,)`` and may be unnormalised.
+    """
 
     dim: int
 
@@ -87,7 +91,7 @@ class MCMCResult:
 # --------------------------------------------------------------------------- #
 
 
-def _log_prob_and_grad(target: Target, x: Tensor) -> tuple[Tensor, Tensor]:
+def _log_prob_and_grad(target: LogDensity, x: Tensor) -> tuple[Tensor, Tensor]:
     """Log density (n,) and its gradient (n, dim) at ``x``, both detached."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -137,7 +141,7 @@ def _phases(
 
 
 def _initial_state(
-    target: Target,
+    target: LogDensity,
     n_chains: int,
     x0: Tensor | None,
     generator: torch.Generator | None,
@@ -180,7 +184,7 @@ StepFn = Callable[[Tensor, Tensor, Tensor, float], tuple[Tensor, Tensor, Tensor,
 
 def _run_chains(
     step_fn: StepFn,
-    target: Target,
+    target: LogDensity,
     x: Tensor,
     phases: list[tuple[str, int, float]],
     progress: bool,
@@ -246,7 +250,7 @@ def _select(accept: Tensor, new: Tensor, old: Tensor) -> Tensor:
 
 
 def _mala_step(
-    target: Target, generator: torch.Generator | None
+    target: LogDensity, generator: torch.Generator | None
 ) -> StepFn:
     """One vectorised MALA transition (closure over target and generator)."""
 
@@ -276,7 +280,7 @@ def _mala_step(
 
 
 def mala(
-    target: Target,
+    target: LogDensity,
     n_chains: int,
     n_steps: int,
     step_size: float = 1e-3,
@@ -325,7 +329,7 @@ def mala(
 
 
 def _hmc_step(
-    target: Target, n_leapfrog: int, generator: torch.Generator | None
+    target: LogDensity, n_leapfrog: int, generator: torch.Generator | None
 ) -> StepFn:
     """One vectorised HMC transition with identity mass and leapfrog integration."""
 
@@ -355,7 +359,7 @@ def _hmc_step(
 
 
 def hmc(
-    target: Target,
+    target: LogDensity,
     n_chains: int,
     n_steps: int,
     step_size: float,
