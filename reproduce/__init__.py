@@ -2,4 +2,12 @@
 
 Sits beside the library (``jkoic``), which it calls; the wheel does not ship it. Run it from a
 checkout: ``python -m reproduce run --profile cpu`` (``make paper``).
+
+Modules: :mod:`~reproduce.paper` (the notebooks' namespace, re-exporting the helpers below),
+:mod:`~reproduce.runner` (profiles, notebook execution, the command line),
+:mod:`~reproduce.methods` (targets, method runs, metrics), :mod:`~reproduce.results`
+(results files, :class:`~reproduce.results.Study`), :mod:`~reproduce.tables` (Tables 1-7),
+:mod:`~reproduce.figures` (the figures), :mod:`~reproduce.values` (the paper's numbers),
+:mod:`~reproduce.examples` (Example F.1), :mod:`~reproduce.environment` and
+:mod:`~reproduce.paths`.
 """

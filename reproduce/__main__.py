@@ -1,7 +1,7 @@
-"""``python -m reproduce``: list, run or smoke-test a reproduction profile."""
+"""``python -m reproduce``: list, run or smoke-test a reproduction profile (:func:`reproduce.runner.main`)."""
 
 import sys
 
-from .paper import main
+from .runner import main
 
 sys.exit(main())

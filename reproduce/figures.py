@@ -1,6 +1,6 @@
 """Figures 1, 3-13 of the paper from the results written by the target notebooks.
 
-Each function reads what :class:`jkoic.paper.Study` saved (``<key>.json`` and the
+Each function reads what :class:`reproduce.results.Study` saved (``<key>.json`` and the
 ``<key>_samples.npz`` / ``<key>_path.npz`` arrays) and returns a matplotlib figure;
 :func:`savefig` writes it as PNG and PDF atomically. DDS and CRAFT panels of the paper are
 not reproduced (those methods are not re-implemented); the titles say so.
@@ -9,15 +9,16 @@ not reproduced (those methods are not re-implemented); the titles say so.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from jkoic._io import atomic_write
+
 from . import values as PV
-from .paper import resolve_path
+from .paths import resolve_path
 
 __all__ = [
     "figure_layer_curves",
@@ -38,29 +39,34 @@ METHOD_LABELS = {"truth": "ground truth", **{k: v for k, v in PV.METHODS.items()
 
 def savefig(fig: Any, figures_dir: str | os.PathLike[str], name: str,
             formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
-    """Save ``fig`` as ``<figures_dir>/<name>.<fmt>`` for each format, atomically; closes it."""
+    """Save ``fig`` once per format, each file atomically, then close it.
+
+    Args:
+        fig: the matplotlib figure.
+        figures_dir: the folder (relative to the repository root or absolute).
+        name: the file stem.
+        formats: the file formats (``"png"``, ``"pdf"``, ...).
+        dpi: the resolution of raster formats.
+
+    Returns:
+        The paths written, ``<figures_dir>/<name>.<format>``.
+    """
     import matplotlib.pyplot as plt
 
     d = resolve_path(figures_dir)
-    d.mkdir(parents=True, exist_ok=True)
     out = []
     for f in formats:
-        path = d / f"{name}.{f}"
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=f".{f}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=f, dpi=dpi, bbox_inches="tight", metadata=_metadata(f))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        out.append(path)
+        def write(fh: IO[bytes], fmt: str = f) -> None:
+            """Render the figure into ``fh`` as ``fmt``."""
+            fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
+
+        out.append(atomic_write(d / f"{name}.{f}", write))
     plt.close(fig)
     return out
 
 
 def _metadata(fmt: str) -> dict[str, Any]:
-    # no creation dates: regenerated figures differ only when their content does
+    """File metadata without creation dates: regenerated figures differ only when their content does."""
     if fmt == "pdf":
         return {"CreationDate": None, "Creator": "jkoic"}
     if fmt == "png":
@@ -69,7 +75,16 @@ def _metadata(fmt: str) -> dict[str, Any]:
 
 
 def load_arrays(results: dict[str, Any], results_dir: str | os.PathLike[str], group: str) -> dict[str, np.ndarray]:
-    """The arrays ``group`` (``"samples"``, ``"path"``, ...) saved with a target's results."""
+    """The arrays saved with a target's results.
+
+    Args:
+        results: the target's results (:func:`reproduce.results.load_results`).
+        results_dir: the folder they were loaded from.
+        group: ``"samples"``, ``"path"``, ...
+
+    Returns:
+        The arrays by name; empty if the group was not saved or its file is missing.
+    """
     name = results.get("arrays", {}).get(group)
     if not name:
         return {}
@@ -81,6 +96,7 @@ def load_arrays(results: dict[str, Any], results_dir: str | os.PathLike[str], gr
 
 
 def _limits(truth: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits of the first two coordinates: the 0.2 %-99.8 % quantiles widened by ``pad``."""
     lo = np.quantile(truth[:, :2], 0.002, axis=0)
     hi = np.quantile(truth[:, :2], 0.998, axis=0)
     span = np.maximum(hi - lo, 1e-6)
@@ -98,7 +114,20 @@ def figure_samples(
     ylabel: str = "$x_2$",
     point_size: float = 0.5,
 ) -> Any:
-    """Ground truth + one panel per method (first two coordinates) (Figures 5-10, 13)."""
+    """Ground truth and one panel per method, first two coordinates (Figures 5-10).
+
+    Args:
+        samples: arrays by method, ``"truth"`` included.
+        methods: the methods to show, in order (those without samples are skipped).
+        title: the figure title.
+        means: mode means to mark.
+        xlabel: the x-axis label.
+        ylabel: the y-axis label of the first panel.
+        point_size: the marker size.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     names = ["truth"] + [m for m in methods if m in samples]
@@ -127,13 +156,25 @@ def figure_samples(
 
 
 def _stage_label(kind: str, k: int) -> str:
+    """A panel title for a layer kind (``k > 0`` appends its index)."""
     return {"latent": "latent", "cnf": "JKO step", "rejection": "rejection", "gradient_flow": "gradient flow"}.get(
         kind, kind) + ("" if k == 0 else f" ({k})")
 
 
 def figure_path(path: dict[str, np.ndarray], stages: Sequence[int] | None = None, title: str = "",
                 point_size: float = 0.6, ncols: int | None = None) -> Any:
-    """Figures 1 and 3: samples after each layer; orange: rejected in the next layer, blue: resampled."""
+    """Samples after each layer (Figures 1 and 3); orange: rejected in the next layer, blue: resampled.
+
+    Args:
+        path: :func:`reproduce.methods.path_data`.
+        stages: the stages to show (default: all).
+        title: the figure title.
+        point_size: the marker size.
+        ncols: panels per row (default: up to 6).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     x, rej, res, kinds = path["x"], path["rejected"], path["resampled"], [str(k) for k in path["kind"]]
@@ -167,7 +208,15 @@ def figure_path(path: dict[str, np.ndarray], stages: Sequence[int] | None = None
 
 
 def figure_mode_weights(path: dict[str, np.ndarray], title: str = "") -> Any:
-    """Figure 4: weight of every mode after each layer (true weight dashed)."""
+    """The weight of every mode after each layer, the true weight dashed (Figure 4).
+
+    Args:
+        path: :func:`reproduce.methods.path_data` with ``mode_weights``.
+        title: the axes title.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     w = path["mode_weights"]
@@ -193,7 +242,15 @@ def figure_mode_weights(path: dict[str, np.ndarray], title: str = "") -> Any:
 
 
 def figure_layer_curves(results: dict[str, dict[str, Any]], targets: Sequence[str] | None = None) -> Any:
-    """Figure 11: energy distance (left) and log Z estimate (right) over the layers."""
+    """Energy distance (left) and log Z estimate (right) over the layers (Figure 11).
+
+    Args:
+        results: :func:`reproduce.results.load_results`.
+        targets: the targets to draw, in order (default: all with a JKO-IC layer curve).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -226,7 +283,15 @@ def figure_layer_curves(results: dict[str, dict[str, Any]], targets: Sequence[st
 
 
 def figure_mode_collapse(data: dict[str, np.ndarray]) -> Any:
-    """Figure 12: ``L(theta) = KL(T_theta # mu_0, nu)`` and the densities along the geodesic."""
+    """``L(theta) = KL(T_theta # mu_0, nu)`` and the densities along the geodesic (Figure 12).
+
+    Args:
+        data: the arrays of the mode-collapse notebook (``theta``, ``kl``, ``density_theta``,
+            ``density_x``, ``density_p``, ``target_x``, ``target_p``).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -248,7 +313,17 @@ def figure_mode_collapse(data: dict[str, np.ndarray]) -> Any:
 
 def figure_sample_grid(rows: Sequence[tuple[str, dict[str, np.ndarray]]], methods: Sequence[str], title: str,
                        point_size: float = 0.5) -> Any:
-    """Figure 13: one row per target (ground truth + ``methods``), first two coordinates."""
+    """One row per target, ground truth and ``methods``, first two coordinates (Figure 13).
+
+    Args:
+        rows: ``(row label, samples by method)`` per target.
+        methods: the method columns.
+        title: the figure title.
+        point_size: the marker size.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     cols = ["truth", *methods]

@@ -7,16 +7,15 @@ does not re-implement (DDS, CRAFT, SMC, PIS, CMCD-LV, SCLD) are marked ``quoted=
 their numbers come from the paper only (the paper itself took them from the authors'
 JAX code, Table 5 from Chen et al. 2025).
 
-Layout
-------
-* ``TARGETS``: target key -> label (``"gmm10"`` -> ``"GMM-10"``).
-* ``METHODS``: method key -> label; ``QUOTED``: the quoted method keys.
-* ``METRICS``: metric key -> label.
-* ``TABLES``: table number (1-5, 7) -> :class:`PaperTable`; a cell is addressed by
-  ``(target, method, metric)`` and holds a :class:`PaperValue` (``mean is None`` where
-  the paper reports no number, with the reason in ``note``).
-* ``TABLE6``: target key -> settings, GPU memory and the paper's training / sampling
-  times (Table 6); ``TABLE6_ROWS``: the row keys with their labels.
+Layout:
+    * ``TARGETS``: target key -> label (``"gmm10"`` -> ``"GMM-10"``).
+    * ``METHODS``: method key -> label; ``QUOTED``: the quoted method keys.
+    * ``METRICS``: metric key -> label.
+    * ``TABLES``: table number (1-5, 7) -> :class:`PaperTable`; a cell is addressed by
+      ``(target, method, metric)`` and holds a :class:`PaperValue` (``mean is None`` where
+      the paper reports no number, with the reason in ``note``).
+    * ``TABLE6``: target key -> settings, GPU memory and the paper's training / sampling
+      times (Table 6); ``TABLE6_ROWS``: the row keys with their labels.
 
 Functions: :func:`table`, :func:`value`, :func:`table6`.
 """
@@ -89,7 +88,14 @@ METRICS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PaperValue:
-    """One number of the paper: ``mean`` (``None`` if not reported) and ``std``."""
+    """One number of the paper.
+
+    Attributes:
+        mean: the value (None where the paper reports none).
+        std: its standard deviation over runs, where reported.
+        quoted: the method is not re-implemented here; the number is the paper's only.
+        note: a correction of the transcription, or why no number is reported.
+    """
 
     mean: float | None
     std: float | None = None
@@ -98,6 +104,7 @@ class PaperValue:
 
     @property
     def reported(self) -> bool:
+        """Whether the paper reports a number."""
         return self.mean is not None
 
 
@@ -105,8 +112,16 @@ class PaperValue:
 class PaperTable:
     """A results table of the paper.
 
-    ``cells[(target, method, metric)]`` is a :class:`PaperValue`; every combination of
-    ``rows`` x ``columns`` x ``metrics`` is present.
+    Attributes:
+        number: the table number.
+        title: its title.
+        caption: its caption (what is measured, how).
+        rows: the target keys.
+        columns: the method keys.
+        metrics: the metric keys (several only in Table 7).
+        cells: ``(target, method, metric)`` -> :class:`PaperValue`; every combination of
+            ``rows`` x ``columns`` x ``metrics`` is present.
+        better: ``"lower"`` or ``"higher"`` is better (for the first metric).
     """
 
     number: int
@@ -116,9 +131,22 @@ class PaperTable:
     columns: tuple[str, ...]
     metrics: tuple[str, ...]
     cells: dict[tuple[str, str, str], PaperValue] = field(repr=False)
-    better: str = "lower"  # "lower" or "higher" is better (for the first metric)
+    better: str = "lower"
 
     def get(self, target: str, method: str, metric: str | None = None) -> PaperValue:
+        """One cell.
+
+        Args:
+            target: the target key.
+            method: the method key.
+            metric: the metric key (default: the table's first).
+
+        Returns:
+            The :class:`PaperValue`.
+
+        Raises:
+            KeyError: the table has no such cell.
+        """
         metric = metric or self.metrics[0]
         try:
             return self.cells[(target, method, metric)]
@@ -127,6 +155,7 @@ class PaperTable:
 
 
 def _v(mean: float | None, std: float | None = None, *, method: str = "", note: str = "") -> PaperValue:
+    """A :class:`PaperValue`, quoted if ``method`` is."""
     return PaperValue(mean, std, quoted=method in QUOTED, note=note)
 
 
@@ -137,7 +166,11 @@ def _grid(
     data: dict[str, tuple[Any, ...]],
     notes: dict[tuple[str, str], str] | None = None,
 ) -> dict[tuple[str, str, str], PaperValue]:
-    """Cells from rows of ``(mean, std)`` pairs / scalars / None in column order."""
+    """Cells of one metric from rows of ``(mean, std)`` pairs / scalars / None in column order.
+
+    Raises:
+        AssertionError: a row's length differs from the number of columns (a transcription error).
+    """
     notes = notes or {}
     cells: dict[tuple[str, str, str], PaperValue] = {}
     for target, row in data.items():
@@ -275,6 +308,7 @@ _T7 = {  # (energy x3, log Z x3, W2^2 x3), no std in the paper
 
 
 def _table7_cells() -> dict[tuple[str, str, str], PaperValue]:
+    """The cells of Table 7 (three metrics per method, no std)."""
     cells: dict[tuple[str, str, str], PaperValue] = {}
     for target, groups in _T7.items():
         for metric, row in zip(("energy", "log_z", "w2"), groups):
@@ -363,7 +397,17 @@ TABLE6_MACHINE = "one NVIDIA RTX 4090 GPU (24 GB)"
 
 
 def table(number: int) -> PaperTable:
-    """The paper's Table ``number`` (1-5 or 7); Table 6 is :func:`table6`."""
+    """The paper's results table ``number``.
+
+    Args:
+        number: 1-5 or 7 (Table 6 is :func:`table6`).
+
+    Returns:
+        The :class:`PaperTable`.
+
+    Raises:
+        ValueError: no such results table.
+    """
     try:
         return TABLES[int(number)]
     except KeyError:
@@ -371,12 +415,36 @@ def table(number: int) -> PaperTable:
 
 
 def value(number: int, target: str, method: str, metric: str | None = None) -> PaperValue:
-    """The paper's value in Table ``number`` for ``target`` x ``method`` (x ``metric`` for Table 7)."""
+    """The paper's value in one cell.
+
+    Args:
+        number: the table (1-5 or 7).
+        target: the target key.
+        method: the method key.
+        metric: the metric key (Table 7; default: the table's first).
+
+    Returns:
+        The :class:`PaperValue`.
+
+    Raises:
+        ValueError: no such table.
+        KeyError: no such cell.
+    """
     return table(number).get(target, method, metric)
 
 
 def table6(target: str | None = None) -> dict[str, Any]:
-    """Table 6: all targets (``target=None``) or one target's column."""
+    """The paper's Table 6 (settings, GPU memory, training and sampling times).
+
+    Args:
+        target: one target's column (None: all of them).
+
+    Returns:
+        A copy: target -> column, or the column of ``target``.
+
+    Raises:
+        ValueError: Table 6 has no column ``target``.
+    """
     if target is None:
         return {t: dict(v) for t, v in TABLE6.items()}
     if target not in TABLE6:

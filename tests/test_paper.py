@@ -1,4 +1,4 @@
-"""Reporting and runner helpers of jkoic.paper (fast: no training)."""
+"""Reporting and runner helpers of the reproduction package (fast: no training)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ import pytest
 import torch
 
 import jkoic
-
-from reproduce import examples, paper
-from jkoic.config import schedule
+from reproduce import examples, paper, runner, tables
+from reproduce import values as PV
 
 
 def jkoic_schedule(cfg):
-    return [kind for kind, _ in schedule(cfg)]
-from reproduce import values as PV
+    return [kind for kind, _ in jkoic.schedule(cfg)]
 
 
 def _results(tmp=None):
@@ -72,7 +70,7 @@ def test_build_table1_ours_beside_paper():
     t = paper.build_table(1, _results())
     assert t.name == "table1" and "Energy distance" in t.title
     row = t.rows[t.row_labels.index("shifted 8 Peaky")]
-    head = paper._header_cells(t)
+    head = tables.header_cells(t)
     cell = dict(zip(head, row))
     assert cell["Neural JKO IC: ours"] == "2.0e-04 ± 1.0e-04"  # mean ± std (ddof 0) of the two runs
     assert cell["Neural JKO IC: paper"] == "3.4e-05 ± 8.2e-06"
@@ -88,7 +86,7 @@ def test_build_table1_ours_beside_paper():
 
 def test_build_table5_and_7():
     t5 = paper.build_table(5, _results())
-    cell = dict(zip(paper._header_cells(t5), t5.rows[0]))
+    cell = dict(zip(tables.header_cells(t5), t5.rows[0]))
     assert cell["Neural JKO IC: ours"] == "3000.0 ± 100.0"
     assert cell["SCLD (paper, quoted)"] == "3787.7 ± 249.8*"  # * : note (quoted from Chen et al. 2025)
     # one run whose two Sinkhorn evaluations are pooled: the caption says so, not "2 runs"
@@ -96,12 +94,12 @@ def test_build_table5_and_7():
     assert "over 1/2 run(s) (profile test)" in paper.build_table(1, _results()).caption
     t7 = paper.build_table(7, _results())
     assert len(t7.subheader) == 3 * 3 * 2  # 3 metrics x 3 methods x (ours, paper)
-    assert any(h.startswith("log(Z) estimate: Neural JKO IC") for h in paper._header_cells(t7))
+    assert any(h.startswith("log(Z) estimate: Neural JKO IC") for h in tables.header_cells(t7))
 
 
 def test_build_table6_times_and_machine():
     t = paper.build_table6(_results())
-    cell = dict(zip(paper._header_cells(t), t.rows[t.row_labels.index("shifted 8 Peaky")]))
+    cell = dict(zip(tables.header_cells(t), t.rows[t.row_labels.index("shifted 8 Peaky")]))
     assert cell["Training time (min): ours"] == "3"  # mean of 2 and 4 minutes
     assert cell["Training time (min): paper"] == "21"
     assert cell["Hidden neurons: ours"] == "54" and cell["Iterations per CNF step: paper"] == "5000"
@@ -109,7 +107,7 @@ def test_build_table6_times_and_machine():
     assert any("CPU X" in f for f in t.footer)
     res = _results()
     res["8peaky"]["configs"]["jkoic"].update(late_tau=10.24, late_batch_size=5000, late_n_iters=None)
-    cell = dict(zip(paper._header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")]))
+    cell = dict(zip(tables.header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")]))
     assert cell["Batch size: ours"].endswith("(5000 from tau 10.24)")
     assert "from tau" not in cell["Iterations per CNF step: ours"]  # no late iteration count set
     # training choices without a column of their own are listed under the table
@@ -242,10 +240,11 @@ def test_profile_output_locations():
         paper.load_profile("nope")
 
 
-def test_repo_root_and_paths(tmp_path):
+def test_repo_root_and_paths(tmp_path, monkeypatch):
     root = paper.repo_root()
-    assert (root / "pyproject.toml").is_file()
-    assert paper.repo_root(root / "notebooks" / "profiles") == root
+    assert (root / "pyproject.toml").is_file() and (root / "reproduce" / "paper.py").is_file()
+    monkeypatch.chdir(tmp_path)  # independent of the working directory (nbval runs notebooks in theirs)
+    assert paper.repo_root() == root
     assert paper.resolve_path("results/x") == root / "results" / "x"
     assert paper.resolve_path(tmp_path) == tmp_path
 
@@ -287,7 +286,7 @@ def _fake_papermill(monkeypatch, errors):
             raise errors[len(calls) - 1]
 
     monkeypatch.setattr(papermill, "execute_notebook", fake)
-    monkeypatch.setattr(paper.time, "sleep", lambda s: None)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
     return calls
 
 
@@ -298,10 +297,10 @@ def test_execute_retries_a_kernel_that_died_starting(monkeypatch, tmp_path):
     calls = _fake_papermill(monkeypatch, [died, died])
     paper.execute(src, tmp_path / "q.ipynb", {})
     assert len(calls) == 3
-    calls = _fake_papermill(monkeypatch, [died] * paper._KERNEL_START_ATTEMPTS)
+    calls = _fake_papermill(monkeypatch, [died] * runner._KERNEL_START_ATTEMPTS)
     with pytest.raises(RuntimeError, match="kernel_info"):
         paper.execute(src, tmp_path / "q.ipynb", {})
-    assert len(calls) == paper._KERNEL_START_ATTEMPTS
+    assert len(calls) == runner._KERNEL_START_ATTEMPTS
 
 
 def test_execute_does_not_retry_a_failing_cell(monkeypatch, tmp_path):
@@ -314,3 +313,33 @@ def test_execute_does_not_retry_a_failing_cell(monkeypatch, tmp_path):
     with pytest.raises(papermill.PapermillExecutionError):
         paper.execute(src, tmp_path / "q.ipynb", {})
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("only", ["", ",", "mustache,", "nope", "mustache,nope"])
+def test_cli_rejects_an_empty_or_unknown_selection(monkeypatch, capsys, only):
+    """`run --only` with an empty or unknown run name is a usage error naming the runs; nothing runs."""
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a notebook ran")
+
+    monkeypatch.setattr(runner, "run_profile", must_not_run)
+    monkeypatch.setattr(runner, "execute", must_not_run)
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["run", "--profile", "smoke", "--only", only])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--only" in err and "mode_collapse_1d, mustache" in err and "assemble" in err
+
+
+def test_cli_passes_a_valid_selection(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_profile", lambda profile, **kw: calls.append((profile, kw)) or {"mustache": 1.0})
+    assert runner.main(["run", "--profile", "smoke", "--only", "mustache, assemble"]) == 0
+    assert calls == [("smoke", {"jobs": 1, "only": ["mustache", "assemble"], "assemble": True})]
+
+
+@pytest.mark.parametrize("only", [[], [""], ["nope"]])
+def test_run_profile_rejects_an_empty_or_unknown_selection(monkeypatch, only):
+    monkeypatch.setattr(runner, "_execute_job", lambda job: pytest.fail("a notebook ran"))
+    with pytest.raises(ValueError, match="runs.*mustache"):
+        runner.run_profile("smoke", only=only)
+
