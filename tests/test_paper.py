@@ -343,3 +343,25 @@ def test_run_profile_rejects_an_empty_or_unknown_selection(monkeypatch, only):
     with pytest.raises(ValueError, match="runs.*mustache"):
         runner.run_profile("smoke", only=only)
 
+
+def test_normal_cdf_keeps_the_left_tail():
+    """Phi = erfc(-x / sqrt 2) / 2 to a few ulps, down to Phi(-37) ~ 6e-300 (erf would give 0 below -8)."""
+    x = np.array([-37.0, -20.0, -8.0, -1.0, -1e-3, 0.0, 0.5, 3.0, 9.0])
+    ref = np.array([0.5 * math.erfc(-v * math.sqrt(0.5)) for v in x])  # the same argument: erfc is ill-conditioned there
+    np.testing.assert_allclose(examples.normal_cdf(x), ref, rtol=1e-14, atol=0)
+    assert examples.normal_cdf(0.0).shape == ()
+
+
+def test_mode_collapse_values_are_pinned():
+    """Loss and map at fixed points (computed with the scipy ndtr implementation; equal to float64 accuracy)."""
+    theta = np.array([0.1, 0.25, 0.5, 0.52, 0.75, 0.9, 1.0])
+    pinned = [9.2550028520874650e-01, 5.7853580431315912e+00, 2.1662866529835210e+01, 2.1939884456311454e+01,
+              8.0847106882242006e+00, 2.2348271397248172e+00, 6.9314721848436500e-01]
+    np.testing.assert_allclose(examples.geodesic_kl(theta, n=4001), pinned, rtol=1e-13, atol=0)
+    z = np.array([-8.0, -5.0, -2.0, -0.01, -0.003, 0.5, 3.0, 8.0])
+    t0 = [-0.8957102392730084, -0.7432324046564832, -0.5845071689034641, -0.3795056078949236, -0.3589495975996294,
+          0.48510960895843513, 0.6391087483443602, 0.8957102392730084]
+    np.testing.assert_allclose(examples.ot_map_mixture(z), t0, rtol=1e-14, atol=0)
+    # the map inverts the CDF in the tails: F_nu(T_0(z)) = Phi(z) in relative terms
+    np.testing.assert_allclose(examples.mixture_cdf(examples.ot_map_mixture(z[:3])), examples.normal_cdf(z[:3]),
+                               rtol=1e-12)
