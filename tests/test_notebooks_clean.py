@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
+
+from reproduce.runner import load_profile, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -64,3 +68,70 @@ def test_smoke_copies_run_assemble_last():
     names = sorted(p.name for p in SMOKE.glob("*.ipynb"))
     assert names and names[-1].endswith("_assemble.ipynb")
     assert len(names) == len(EXPECTED)
+
+
+# ---------------------------------------------------------------- the label of the parameter defaults
+
+#: where a profile writes, relative to its ``results/<profile>`` folder (cpu: the committed figures/)
+OUTPUT_DIRS = {"results_dir": "", "figures_dir": "/figures", "tables_dir": "/tables"}
+PROFILES = sorted(p.stem for p in (ROOT / "notebooks" / "profiles").glob("*.yaml"))
+
+
+def _defaults(path: Path) -> dict[str, Any]:
+    """The parameter defaults of a source notebook (its cell tagged ``parameters``)."""
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in _tags(c))
+    out = {}
+    for node in ast.parse(cell.source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+        out[target.id] = ast.literal_eval(node.value)
+    return out
+
+
+LABELLED = {p.stem: _defaults(p) for p in SOURCES if "profile" in _defaults(p)}
+
+
+def _differences(defaults: dict[str, Any], profile: str, notebook: str) -> list[dict[str, tuple[Any, Any]]]:
+    """For every run of ``notebook`` in ``profile``: the parameters whose default differs from the run's value."""
+    runs = [params for _, nb, params in plan(load_profile(profile)) if nb == notebook]
+    return [{k: (defaults[k], v) for k, v in params.items() if k in defaults and defaults[k] != v} for params in runs]
+
+
+def test_default_labels_agree_across_notebooks():
+    """Run directly, every notebook writes where the assemble notebook's defaults read."""
+    assert len(LABELLED) == len(EXPECTED) - 1  # all but the quickstart record a profile
+    labels = {(d["profile"], d["results_dir"], d.get("figures_dir")) for d in LABELLED.values()}
+    assert len(labels) == 1, f"the notebooks' default profile labels / folders differ: {sorted(map(str, labels))}"
+
+
+@pytest.mark.parametrize("stem", sorted(LABELLED))
+def test_default_profile_label_matches_the_defaults(stem):
+    """A notebook's defaults labelled ``profile=X`` are profile X's settings (or, for a label
+    with no profile YAML, write to ``results/X`` only), so running it directly with papermill
+    never overwrites another profile's results under a wrong label."""
+    d = LABELLED[stem]
+    label = d["profile"]
+    if label in PROFILES:
+        diffs = _differences(d, label, stem)
+        assert diffs, f"{stem}.ipynb: labelled profile={label!r}, but {label}.yaml has no run of it"
+        closest = min(diffs, key=len)
+        assert not closest, f"{stem}.ipynb: defaults labelled profile={label!r} differ from {label}.yaml: {closest}"
+        return
+    for key, sub in OUTPUT_DIRS.items():
+        if key in d:
+            assert d[key] == f"results/{label}{sub}", f"{stem}.ipynb: {key}={d[key]!r} under profile={label!r}"
+    for profile in PROFILES:
+        theirs = {str(load_profile(profile)["defaults"].get(k)) for k in OUTPUT_DIRS}
+        assert not theirs & {str(d.get(k)) for k in OUTPUT_DIRS}, f"{stem}.ipynb writes into profile {profile}'s folders"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_unlabelled_defaults_are_no_profile(profile):
+    """Defaults labelled with a name of their own must differ from every profile (else: use its name)."""
+    labels = {d["profile"] for d in LABELLED.values()}
+    if labels == {profile}:
+        return  # labelled by this profile: checked above
+    equal = [stem for stem, d in LABELLED.items()
+             if any(not {k: v for k, v in diff.items() if k not in OUTPUT_DIRS and k != "profile"}
+                    for diff in _differences(d, profile, stem))]
+    assert len(equal) < len(LABELLED), f"the notebooks' defaults equal profile {profile}: label them {profile!r}"
