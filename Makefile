@@ -30,7 +30,8 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	# torch is pinned so pip takes the local CPU wheel where one exists (no CUDA download)
+	# torch first, exactly the tested version, so pip takes the local CPU wheel where one exists (no
+	# CUDA download); the project itself only requires a minimum torch, which this satisfies
 	$(PYTHON) -m pip install -q torch==2.13.0
 	$(PYTHON) -m pip install -q -e ".[test,notebooks,baselines]"
 	touch $(STAMP)
