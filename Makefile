@@ -18,10 +18,10 @@ export PYTHONHASHSEED := 0
 # the reproduction package (reproduce/) is imported from the checkout, by the runner and the notebooks
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install data test unit nbval smoke paper paper-notebooks bench clean help
+.PHONY: install data lint test unit nbval smoke paper paper-notebooks bench clean help
 
 help:
-	@echo "make test             unit tests + notebooks (smoke profile) under nbval"
+	@echo "make test             ruff lint + format check, unit tests, notebooks (smoke profile) under nbval"
 	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper); runs JOBS=2 notebooks"
 	@echo "                      at once with PAPER_THREADS=1 torch thread each, assemble runs last"
 	@echo "make smoke            regenerate notebooks/smoke/*.ipynb (the nbval copies) with the smoke profile"
@@ -58,7 +58,12 @@ smoke: install data
 	rm -rf results/smoke
 	$(PYTHON) -m reproduce smoke
 
-test: unit nbval
+# ruff (configured in pyproject.toml): lint rules and the formatting of every Python file
+lint: install
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: lint unit nbval
 
 # make paper [PROFILE=cpu|paper|smoke] [JOBS=2] [PAPER_THREADS=1]: one make target per notebook run
 # of the profile (listed longest first), JOBS of them at once; the assemble notebook (tables,

@@ -64,13 +64,25 @@ def _profile_config(run: str, name: str, dim: int | None) -> Any:
 
     params = {key: prm for key, _, prm in paper.plan(paper.load_profile("cpu"))}[run]
     per_dim = (params.get("per_dim") or {}).get(str(dim), {})
-    return paper.method_config("jkoic", name, dim=dim, preset_profile=params["preset_profile"],
-                               overrides=params.get("config_overrides"),
-                               iters_scale=per_dim.get("iters_scale", params.get("iters_scale", 1.0)))
+    return paper.method_config(
+        "jkoic",
+        name,
+        dim=dim,
+        preset_profile=params["preset_profile"],
+        overrides=params.get("config_overrides"),
+        iters_scale=per_dim.get("iters_scale", params.get("iters_scale", 1.0)),
+    )
 
 
-def _train(name: str, seed: int, threads: int, save: str | None = None, profile_run: str | None = None,
-           draws: int = 0, **kw: Any) -> dict[str, Any]:
+def _train(
+    name: str,
+    seed: int,
+    threads: int,
+    save: str | None = None,
+    profile_run: str | None = None,
+    draws: int = 0,
+    **kw: Any,
+) -> dict[str, Any]:
     torch = _setup(threads)
     import jkoic
     from jkoic.bench import metrics
@@ -87,14 +99,34 @@ def _train(name: str, seed: int, threads: int, save: str | None = None, profile_
     t0 = time.perf_counter()
     x, log_p, log_g = model.sample(50000, seed=seed + 1000, return_log_g=True)
     t_sample = time.perf_counter() - t0
-    out: dict[str, Any] = {"target": name, "seed": seed, "train_s": t_train, "sample_s": t_sample,
-                           "total_s": t_train + t_sample, "log_z": float(metrics.log_z_elbo(log_g, log_p)),
-                           # RK4 steps per CNF layer after Config.sample_steps_tol
-                           "sample_steps": [la.sample_steps for la in model.layers if getattr(la, "kind", "") == "cnf"],
-                           "budget": {k: getattr(config, k) for k in ("n_iters", "batch_size", "hidden", "late_tau",
-                                                                      "late_batch_size", "late_n_iters", "late_lr", "lr",
-                                                                      "dataset_size", "warm_start", "scale_search",
-                                                                      "alpha_samples", "sample_steps")}}
+    out: dict[str, Any] = {
+        "target": name,
+        "seed": seed,
+        "train_s": t_train,
+        "sample_s": t_sample,
+        "total_s": t_train + t_sample,
+        "log_z": float(metrics.log_z_elbo(log_g, log_p)),
+        # RK4 steps per CNF layer after Config.sample_steps_tol
+        "sample_steps": [la.sample_steps for la in model.layers if getattr(la, "kind", "") == "cnf"],
+        "budget": {
+            k: getattr(config, k)
+            for k in (
+                "n_iters",
+                "batch_size",
+                "hidden",
+                "late_tau",
+                "late_batch_size",
+                "late_n_iters",
+                "late_lr",
+                "lr",
+                "dataset_size",
+                "warm_start",
+                "scale_search",
+                "alpha_samples",
+                "sample_steps",
+            )
+        },
+    }
     truth = target.sample(50000, generator=torch.Generator().manual_seed(seed + 2000))
     out["energy"] = float(metrics.sliced_energy_distance(x, truth, seed=seed))
     if target.means is not None:
@@ -147,8 +179,13 @@ def _sample(n: int, threads: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     x, log_p = model.sample(n, seed=7)
     sec = time.perf_counter() - t0
-    return {"n": n, "seconds": sec, "peak_mib": _peak_mib(), "baseline_mib": base,
-            "layers": "".join(KIND_LETTERS[k] for k in model.layer_kinds())}
+    return {
+        "n": n,
+        "seconds": sec,
+        "peak_mib": _peak_mib(),
+        "baseline_mib": base,
+        "layers": "".join(KIND_LETTERS[k] for k in model.layer_kinds()),
+    }
 
 
 def _energy(kind: str, threads: int) -> dict[str, Any]:
@@ -205,14 +242,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--draws", type=int, default=10,
-                   help="further 50000-sample draws per trained model whose mean metrics are also reported")
-    p.add_argument("--suite-targets", default="mustache,8modes,funnel,gmm10",
-                   help="targets of the `suite` case (each keeps its earlier entry in results.json if left out)")
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=10,
+        help="further 50000-sample draws per trained model whose mean metrics are also reported",
+    )
+    p.add_argument(
+        "--suite-targets",
+        default="mustache,8modes,funnel,gmm10",
+        help="targets of the `suite` case (each keeps its earlier entry in results.json if left out)",
+    )
     args = p.parse_args(argv)
     cases = args.cases.split(",")
-    suite_all = {"mustache": ("mustache", {}), "8modes": ("8modes", {}), "funnel": ("funnel", {}),
-                 "gmm10": ("gmm", {"dim": 10})}
+    suite_all = {
+        "mustache": ("mustache", {}),
+        "8modes": ("8modes", {}),
+        "funnel": ("funnel", {}),
+        "gmm10": ("gmm", {"dim": 10}),
+    }
     suite_targets = args.suite_targets.split(",")
     unknown = sorted(set(suite_targets) - set(suite_all))
     if unknown:
@@ -223,35 +271,61 @@ def main(argv: list[str] | None = None) -> int:
     if "train8peaky" in cases or not _cached_model_loads():
         runs = []
         for r in range(max(1, args.repeats)):
-            runs.append(_fresh(_train, "8peaky", r, args.threads, save=str(MODEL_PATH) if r == 0 else None,
-                               draws=args.draws))
-            print(f"  8peaky run {r}: {json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in runs[-1].items()})}", flush=True)
+            runs.append(
+                _fresh(_train, "8peaky", r, args.threads, save=str(MODEL_PATH) if r == 0 else None, draws=args.draws)
+            )
+            print(
+                f"  8peaky run {r}: "
+                f"{json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in runs[-1].items()})}",
+                flush=True,
+            )
         keys = ["total_s", "train_s", "energy", "mode_mse"]
         keys += ["energy_draws_mean", "mode_mse_draws_mean"] if args.draws else []
         med = {k: statistics.median(run[k] for run in runs) for k in keys}
         results["train8peaky"] = {"runs": runs, "median": med, "draws": args.draws}
         quality = f"energy {med['energy']:.2e}, mode MSE {med['mode_mse']:.2e}"
         if args.draws:
-            quality += (f" (mean of {args.draws} more draws: {med['energy_draws_mean']:.2e}, "
-                        f"{med['mode_mse_draws_mean']:.2e})")
-        rows.append(("8 Peaky train + 50k eval samples (fast)", f"{med['total_s']:.0f} s (train {med['train_s']:.0f} s)",
-                     quality, "<= 300 s, energy <= 5e-5, MSE <= 3e-5"))
+            quality += (
+                f" (mean of {args.draws} more draws: {med['energy_draws_mean']:.2e}, {med['mode_mse_draws_mean']:.2e})"
+            )
+        rows.append(
+            (
+                "8 Peaky train + 50k eval samples (fast)",
+                f"{med['total_s']:.0f} s (train {med['train_s']:.0f} s)",
+                quality,
+                "<= 300 s, energy <= 5e-5, MSE <= 3e-5",
+            )
+        )
     if "sample50k" in cases:
         reps = [_fresh(_sample, 50000, args.threads) for _ in range(max(1, args.repeats))]
         r = dict(reps[0], seconds=statistics.median(x["seconds"] for x in reps), runs=[x["seconds"] for x in reps])
         results["sample50k"] = r
         each = " / ".join(f"{x:.1f}" for x in r["runs"])
-        rows.append((f"sample 50000 with densities ({r['layers']})", f"{r['seconds']:.1f} s (median of {each})", "-",
-                     "<= 10 s"))
+        rows.append(
+            (f"sample 50000 with densities ({r['layers']})", f"{r['seconds']:.1f} s (median of {each})", "-", "<= 10 s")
+        )
     if "sample1m" in cases:
         r = _fresh(_sample, 1_000_000, args.threads)
         results["sample1m"] = r
-        rows.append(("sample 1,000,000 with densities", f"{r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB", "-", "< 2048 MiB"))
+        rows.append(
+            (
+                "sample 1,000,000 with densities",
+                f"{r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
+                "-",
+                "< 2048 MiB",
+            )
+        )
     if "energy" in cases:
         r = _fresh(_energy, "exact", args.threads)
         results["energy"] = r
-        rows.append(("exact energy distance 50k vs 50k, 2-D", f"{r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB",
-                     f"{r['value']:.3e}", "<= 60 s, < 2048 MiB"))
+        rows.append(
+            (
+                "exact energy distance 50k vs 50k, 2-D",
+                f"{r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB",
+                f"{r['value']:.3e}",
+                "<= 60 s, < 2048 MiB",
+            )
+        )
     if "sliced" in cases:
         r = _fresh(_energy, "sliced", args.threads)
         results["sliced"] = r
@@ -263,8 +337,13 @@ def main(argv: list[str] | None = None) -> int:
             r = _fresh(_train, name, 0, args.threads, profile_run=name, draws=args.draws, **kw)
             suite[name] = r
             paper = _paper_jkoic(name)
-            q = ", ".join(f"{k} {r[k]:.2e}" + (f" (draws {r[k + '_draws_mean']:.2e})" if k + "_draws_mean" in r else "")
-                          + f" (paper {paper[k][0]:.1e}±{paper[k][1]:.1e})" for k in paper if k in r)
+            q = ", ".join(
+                f"{k} {r[k]:.2e}"
+                + (f" (draws {r[k + '_draws_mean']:.2e})" if k + "_draws_mean" in r else "")
+                + f" (paper {paper[k][0]:.1e}±{paper[k][1]:.1e})"
+                for k in paper
+                if k in r
+            )
             rows.append((f"{name} (cpu profile)", f"{r['total_s'] / 60:.1f} min", q, "paper ± std, <= 30 min"))
             print(f"  {name}: {json.dumps(r)}", flush=True)
         results["suite"] = suite

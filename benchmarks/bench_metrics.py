@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("energy_distance", n), ("sliced_energy_distance", n), ("w2_squared", n_w2)]
     if args.skip_exact:
         cases = cases[1:]
-    print(f"# jkoic metrics benchmark: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cpus visible, threads={args.threads}, device={args.device}")
+    print(
+        f"# jkoic metrics benchmark: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cpus visible, threads={args.threads}, device={args.device}"
+    )
     header = (
         f"{'metric':<24} {'N vs N':>15} {'seconds':>9} {'cpu s':>8} {'peak RSS MiB':>13} "
         f"{'baseline MiB':>13} {'value':>12}"

@@ -39,7 +39,8 @@ def search_scale(model: Stack, seed: int, field: MLPVelocity, k: int, tau: float
     """
     cfg = model.config
     val = Drawer(model, new_generator(seed_for(seed, k, 2), field.out.weight.device)).draw(
-        len(model.layers), cfg.validation_size)
+        len(model.layers), cfg.validation_size
+    )
     grid = cfg.scale_search
     assert grid, "called only when Config.scale_search is set"
     weight, bias = field.out.weight.clone(), field.out.bias.clone()
@@ -52,16 +53,18 @@ def search_scale(model: Stack, seed: int, field: MLPVelocity, k: int, tau: float
         gen = new_generator(seed_for(seed, k, 3), weight.device)  # the same probes for every s
         try:
             for xc in val.x.split(cfg.chunk_size):
-                z, ld, kin = integrate(field, xc, n_steps=steps, trace=trace, n_probes=cfg.n_probes_eval,
-                                       kinetic=True, generator=gen)
+                z, ld, kin = integrate(
+                    field, xc, n_steps=steps, trace=trace, n_probes=cfg.n_probes_eval, kinetic=True, generator=gen
+                )
                 assert kin is not None
                 total += float((-model.log_g(z) - ld + kin / tau).sum())
         except ValueError:  # log g not finite where this multiple moves a point: not a candidate
             total = math.inf
         scores.append(total / len(val) if math.isfinite(total) else math.inf)
     if not any(math.isfinite(v) for v in scores):
-        raise FloatingPointError(f"layer {k}: the JKO objective is not finite at any multiple in "
-                                 f"Config.scale_search = {grid}")
+        raise FloatingPointError(
+            f"layer {k}: the JKO objective is not finite at any multiple in Config.scale_search = {grid}"
+        )
     scale = grid[min(range(len(scores)), key=scores.__getitem__)]
     field.out.weight.copy_(weight * scale)
     field.out.bias.copy_(bias * scale)

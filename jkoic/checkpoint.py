@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 from ._io import atomic_write, to_plain
 from .cnf import MLPVelocity
-from .config import Config
 from .rejection import RejectionParams
 from .stack import FlowLayer, RejectionLayer
 
@@ -72,7 +71,7 @@ def _same_fingerprint(a: list[float | None], b: list[float | None]) -> bool:
         return True
     if len(a) != len(b):
         return False
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=False):
         if (u is None) != (v is None):
             return False
         if u is not None and v is not None and abs(u - v) > FINGERPRINT_RTOL * (1.0 + abs(u)):
@@ -83,18 +82,23 @@ def _same_fingerprint(a: list[float | None], b: list[float | None]) -> bool:
 def check_target(saved: dict[str, Any], model: Sampler, source: str) -> None:
     """Raise :class:`CheckpointError` if ``saved`` (a checkpoint's target record) is another target than the model's."""
     if saved["dim"] != model.dim:
-        raise CheckpointError(f"{source} is for a target of dimension {saved['dim']} "
-                              f"({saved['name']!r}), the model's target {model.target.name!r} has {model.dim}")
+        raise CheckpointError(
+            f"{source} is for a target of dimension {saved['dim']} "
+            f"({saved['name']!r}), the model's target {model.target.name!r} has {model.dim}"
+        )
     mine = fingerprint(model.target, model.dim, model.dtype)
     if not _same_fingerprint(saved["fingerprint"], mine):
         raise CheckpointError(
             f"{source} was trained on target {saved['name']!r}, whose log density differs from that of the "
             f"given target {model.target.name!r} at the checkpoint's fixed points ({saved['fingerprint']} vs "
-            f"{mine}): load it with the target it was trained on")
+            f"{mine}): load it with the target it was trained on"
+        )
     if saved["name"] != str(model.target.name):
-        warnings.warn(f"{source} was trained on a target named {saved['name']!r}, loaded with one named "
-                      f"{model.target.name!r} whose log density agrees at the checkpoint's fixed points",
-                      stacklevel=3)
+        warnings.warn(
+            f"{source} was trained on a target named {saved['name']!r}, loaded with one named "
+            f"{model.target.name!r} whose log density agrees at the checkpoint's fixed points",
+            stacklevel=3,
+        )
 
 
 # ----------------------------------------------------------------------------- checksum
@@ -136,8 +140,9 @@ def state(model: Sampler) -> dict[str, Any]:
     layers: list[dict[str, Any]] = []
     for layer in model.layers:
         if isinstance(layer, RejectionLayer):
-            layers.append({"kind": "rejection", "log_c": float(layer.params.log_c),
-                           "mean_alpha": float(layer.params.mean_alpha)})
+            layers.append(
+                {"kind": "rejection", "log_c": float(layer.params.log_c), "mean_alpha": float(layer.params.mean_alpha)}
+            )
         elif layer.kind == "gradient_flow":
             layers.append({"kind": "gradient_flow", "tau": layer.tau, "sample_steps": layer.sample_steps})
         else:
@@ -147,9 +152,12 @@ def state(model: Sampler) -> dict[str, Any]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "jkoic_version": _version(),
-        "target": {"name": str(model.target.name), "dim": model.dim,
-                   "kwargs": to_plain(dict(getattr(model.target, "kwargs", None) or {})),
-                   "fingerprint": fingerprint(model.target, model.dim, model.dtype)},
+        "target": {
+            "name": str(model.target.name),
+            "dim": model.dim,
+            "kwargs": to_plain(dict(getattr(model.target, "kwargs", None) or {})),
+            "fingerprint": fingerprint(model.target, model.dim, model.dtype),
+        },
         "config": to_plain(model.config.to_dict()),
         "seed": model.seed,
         "dtype": str(model.dtype).replace("torch.", ""),
@@ -170,8 +178,14 @@ def write(model: Sampler, path: str | os.PathLike[str]) -> Path:
 # ----------------------------------------------------------------------------- reading
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
-    "target": dict, "config": dict, "layers": list, "log": list, "latent_mean": Tensor, "dtype": str,
-    "seed": (int, type(None)), "checksum": str,
+    "target": dict,
+    "config": dict,
+    "layers": list,
+    "log": list,
+    "latent_mean": Tensor,
+    "dtype": str,
+    "seed": (int, type(None)),
+    "checksum": str,
 }
 
 
@@ -189,12 +203,16 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         st = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, pickled objects, ...
-        raise CheckpointError(f"{path} is not a readable jkoic checkpoint: {type(e).__name__}: {str(e)[:200]}") from None
+        raise CheckpointError(
+            f"{path} is not a readable jkoic checkpoint: {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     if not isinstance(st, dict) or st.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a jkoic checkpoint (missing format marker {FORMAT!r})")
     if st.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {st.get('format_version')}, "
-                              f"this jkoic reads version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint format version {st.get('format_version')}, "
+            f"this jkoic reads version {FORMAT_VERSION}"
+        )
     for key, typ in _FIELDS.items():
         if key not in st:
             raise CheckpointError(f"{path}: field {key!r} is missing")

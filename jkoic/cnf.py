@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -149,9 +149,7 @@ class MLPVelocity(nn.Module):
         v, _ = self._affine(self.out, h, t)
         return v
 
-    def velocity_and_divergence(
-        self, t: float | Tensor, z: Tensor, probes: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    def velocity_and_divergence(self, t: float | Tensor, z: Tensor, probes: Tensor | None) -> tuple[Tensor, Tensor]:
         """Velocity ``v(z, t)`` and its divergence (exact if ``probes is None``).
 
         Args:
@@ -204,8 +202,12 @@ class MLPVelocity(nn.Module):
             while len(_SCRATCH) >= _SCRATCH_SLOTS:
                 _SCRATCH.pop(next(iter(_SCRATCH)))
             new = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
-            ws = {"act": new(2, n, width), "slope": new(n_layers, n, width),
-                  "fwd": new(n, k * width), "bwd": new(n, k * width)}
+            ws = {
+                "act": new(2, n, width),
+                "slope": new(n_layers, n, width),
+                "fwd": new(n, k * width),
+                "bwd": new(n, k * width),
+            }
         _SCRATCH[key] = ws  # most recently used last
         return ws
 
@@ -251,10 +253,21 @@ class MLPVelocity(nn.Module):
             # and hidden states u = log2(e) (h + 1). Only the first layer's weights and the output
             # weights change; the biases absorb the "+ 1": W h = W u / log2(e) - W 1.
             w2 = [w[0] * _LOG2E] + w[1:]
-            b2 = [b[0] * _LOG2E] + [(b_i - w_i.sum(1)) * _LOG2E for w_i, b_i in zip(w[1:], b[1:])] + [b_o - w_o.sum(1)]
+            b2 = (
+                [b[0] * _LOG2E]
+                + [(b_i - w_i.sum(1)) * _LOG2E for w_i, b_i in zip(w[1:], b[1:], strict=False)]
+                + [b_o - w_o.sum(1)]
+            )
             wt2 = [wt_i * _LOG2E for wt_i in wt] + [wt_o]
-        out = {"w": w, "w_o": w_o, "fold": [fold_in, fold_out],
-               "w2": w2 + [w_o / _LOG2E], "b2": b2, "wt2": wt2, "bias_at": {}}
+        out = {
+            "w": w,
+            "w_o": w_o,
+            "fold": [fold_in, fold_out],
+            "w2": w2 + [w_o / _LOG2E],
+            "b2": b2,
+            "wt2": wt2,
+            "bias_at": {},
+        }
         self._pad_cache = (key, out)
         return out
 
@@ -269,7 +282,7 @@ class MLPVelocity(nn.Module):
         key = float(t) if not isinstance(t, Tensor) else None
         if key is not None and key in cache:
             return cache[key]
-        biases = [b_i + wt_i * t for b_i, wt_i in zip(pw["b2"], pw["wt2"])]
+        biases = [b_i + wt_i * t for b_i, wt_i in zip(pw["b2"], pw["wt2"], strict=False)]
         if key is not None:
             if len(cache) >= 64:
                 cache.clear()
@@ -354,9 +367,7 @@ class GradientFlowVelocity(nn.Module):
             (g,) = torch.autograd.grad(self._log_prob(zz).sum(), zz)
         return self.time * g
 
-    def velocity_and_divergence(
-        self, t: float | Tensor, z: Tensor, probes: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    def velocity_and_divergence(self, t: float | Tensor, z: Tensor, probes: Tensor | None) -> tuple[Tensor, Tensor]:
         if self._score_laplacian is not None:
             g, lap = self._score_laplacian(z)
             return self.time * g, self.time * lap

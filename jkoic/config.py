@@ -100,8 +100,11 @@ def _optional(inner: _Check) -> _Check:
 
 
 def _multiples(v: Any) -> list[float]:
-    ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(
-        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in v)
+    ok = (
+        isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in v)
+    )
     if not ok:
         raise ValueError("must be a non-empty list of finite numbers >= 0")
     return [float(s) for s in v]
@@ -134,84 +137,155 @@ class Config:
 
     # --- schedule (Alg. 2, App. E.5) ---
     n_flow_steps: int = _f(2, _int(0), "schedule", "n1: CNF steps before the first block (Alg. 2, Table 6)")
-    n_blocks: int = _f(4, _int(0), "schedule",
-                       "n2: blocks of one CNF step followed by `rejections_per_block` rejection steps (Alg. 2)")
+    n_blocks: int = _f(
+        4, _int(0), "schedule", "n2: blocks of one CNF step followed by `rejections_per_block` rejection steps (Alg. 2)"
+    )
     rejections_per_block: int = _f(3, _int(1), "schedule", "rejection steps per block (3 in the paper, App. E.5)")
     tau0: float = _f(0.01, _number(), "schedule", "step size of the first JKO step (Table 6)")
     tau_base: float = _f(4.0, _number(), "schedule", "tau_{k+1} = tau_base * tau_k (App. E.5)")
-    rejection_rate: float = _f(0.2, _number(0.0, 1.0, high_open=True), "schedule",
-                               "r: fraction each rejection step rejects; fixes c by bisection (Remark 4.4, Alg. 5)")
-    rejection: bool = _f(True, _bool, "schedule",
-                         "False leaves the rejection steps out: the neural JKO ablation of Table 1")
+    rejection_rate: float = _f(
+        0.2,
+        _number(0.0, 1.0, high_open=True),
+        "schedule",
+        "r: fraction each rejection step rejects; fixes c by bisection (Remark 4.4, Alg. 5)",
+    )
+    rejection: bool = _f(
+        True, _bool, "schedule", "False leaves the rejection steps out: the neural JKO ablation of Table 1"
+    )
     # --- velocity field (App. E.5) ---
-    hidden: int | None = _f(None, _optional(_int(1)), "velocity field",
-                            "hidden width of the velocity MLP; None: 2 d + 50 (Table 6)")
+    hidden: int | None = _f(
+        None, _optional(_int(1)), "velocity field", "hidden width of the velocity MLP; None: 2 d + 50 (Table 6)"
+    )
     n_hidden_layers: int = _f(3, _int(1), "velocity field", "hidden layers of the velocity MLP (App. E.5)")
     # --- training of each CNF step (Sec. 3, App. E.5) ---
     n_iters: int = _f(5000, _int(1), "training", "Adam iterations per CNF step")
     batch_size: int = _f(5000, _int(1), "training", "points per Adam iteration, drawn from the step's dataset")
-    dataset_size: int = _f(50000, _int(1), "training",
-                           "fresh samples of the model so far that each CNF step (and rejection step) fits on")
+    dataset_size: int = _f(
+        50000, _int(1), "training", "fresh samples of the model so far that each CNF step (and rejection step) fits on"
+    )
     lr: float = _f(5e-3, _number(), "training", "Adam's initial learning rate")
     lr_decay: float = _f(0.95, _number(0.0, 1.0), "training", "learning rate factor every `lr_decay_every` iterations")
     lr_decay_every: int = _f(100, _int(1), "training", "iterations between learning rate decays")
-    grad_clip: float | None = _f(None, _optional(_number()), "training",
-                                 "clip the gradient's global norm to this before each Adam step (None: off)")
-    solver: str = _f("dopri5", _choice("dopri5", "bosh3", "adaptive_heun", "rk4"), "training",
-                     "training ODE solver: adaptive (torchdiffeq, as the paper) or fixed-step 'rk4'")
+    grad_clip: float | None = _f(
+        None,
+        _optional(_number()),
+        "training",
+        "clip the gradient's global norm to this before each Adam step (None: off)",
+    )
+    solver: str = _f(
+        "dopri5",
+        _choice("dopri5", "bosh3", "adaptive_heun", "rk4"),
+        "training",
+        "training ODE solver: adaptive (torchdiffeq, as the paper) or fixed-step 'rk4'",
+    )
     train_steps: int = _f(4, _int(1), "training", "RK4 steps per CNF step in training when solver == 'rk4'")
     atol: float = _f(1e-3, _number(), "training", "absolute tolerance of the adaptive solver")
     rtol: float = _f(1e-3, _number(), "training", "relative tolerance of the adaptive solver")
     adjoint: bool = _f(True, _bool, "training", "adaptive solver gradients by the adjoint method (the paper's)")
-    trace: str = _f("auto", _choice("auto", "exact", "hutchinson"), "training",
-                    "divergence: exact, Hutchinson's estimator (App. F.2), or 'auto' (exact up to the max dims)")
-    exact_trace_max_dim: int = _f(5, _int(0), "training", "with trace='auto': exact divergence in training up to this d")
+    trace: str = _f(
+        "auto",
+        _choice("auto", "exact", "hutchinson"),
+        "training",
+        "divergence: exact, Hutchinson's estimator (App. F.2), or 'auto' (exact up to the max dims)",
+    )
+    exact_trace_max_dim: int = _f(
+        5, _int(0), "training", "with trace='auto': exact divergence in training up to this d"
+    )
     n_probes_train: int = _f(1, _int(1), "training", "Hutchinson probes per point in training")
     # --- late steps: another budget from tau >= late_tau ---
-    late_tau: float | None = _f(None, _optional(_number()), "late steps",
-                                "CNF steps with tau >= late_tau use the late_* settings below (None: none do)")
-    late_n_iters: int | None = _f(None, _optional(_int(1)), "late steps", "Adam iterations of a late step (None: n_iters)")
-    late_batch_size: int | None = _f(None, _optional(_int(1)), "late steps",
-                                     "batch of a late step (None: batch_size); its reverse-KL signal comes from few "
-                                     "tail points, which a small batch misses")
-    late_lr: float | None = _f(None, _optional(_number()), "late steps", "initial learning rate of a late step (None: lr)")
+    late_tau: float | None = _f(
+        None,
+        _optional(_number()),
+        "late steps",
+        "CNF steps with tau >= late_tau use the late_* settings below (None: none do)",
+    )
+    late_n_iters: int | None = _f(
+        None, _optional(_int(1)), "late steps", "Adam iterations of a late step (None: n_iters)"
+    )
+    late_batch_size: int | None = _f(
+        None,
+        _optional(_int(1)),
+        "late steps",
+        "batch of a late step (None: batch_size); its reverse-KL signal comes from few "
+        "tail points, which a small batch misses",
+    )
+    late_lr: float | None = _f(
+        None, _optional(_number()), "late steps", "initial learning rate of a late step (None: lr)"
+    )
     # --- sampling and densities (Alg. 1, 6) ---
-    sample_steps: int | None = _f(None, _optional(_int(1)), "sampling",
-                                  "RK4 steps per CNF step when sampling and evaluating densities (None: train_steps "
-                                  "for rk4, about a quarter of the adaptive solver's evaluations otherwise, App. E.5)")
-    exact_trace_eval_max_dim: int | None = _f(None, _optional(_int(0)), "sampling",
-                                              "with trace='auto': exact divergence for sampling and densities up to "
-                                              "this d (None: exact_trace_max_dim); the rejection steps select for "
-                                              "estimator noise (App. F.2)")
+    sample_steps: int | None = _f(
+        None,
+        _optional(_int(1)),
+        "sampling",
+        "RK4 steps per CNF step when sampling and evaluating densities (None: train_steps "
+        "for rk4, about a quarter of the adaptive solver's evaluations otherwise, App. E.5)",
+    )
+    exact_trace_eval_max_dim: int | None = _f(
+        None,
+        _optional(_int(0)),
+        "sampling",
+        "with trace='auto': exact divergence for sampling and densities up to "
+        "this d (None: exact_trace_max_dim); the rejection steps select for "
+        "estimator noise (App. F.2)",
+    )
     n_probes_eval: int = _f(5, _int(1), "sampling", "Hutchinson probes per point for sampling and densities")
     chunk_size: int = _f(8192, _int(1), "sampling", "rows per CNF evaluation when sampling (bounds memory)")
-    min_draw: int = _f(256, _int(1), "sampling",
-                       "fewest fresh samples drawn through the stack when a layer's buffer runs short, so that a few "
-                       "replacements do not recurse through the layers as tiny batches")
-    spare_sigmas: float = _f(1.0, _number(0.0, low_open=False), "sampling",
-                             "spare replacements drawn with a rejection step's proposals: the expected count plus "
-                             "this many standard deviations (a shortfall draws again through the layers below)")
+    min_draw: int = _f(
+        256,
+        _int(1),
+        "sampling",
+        "fewest fresh samples drawn through the stack when a layer's buffer runs short, so that a few "
+        "replacements do not recurse through the layers as tiny batches",
+    )
+    spare_sigmas: float = _f(
+        1.0,
+        _number(0.0, low_open=False),
+        "sampling",
+        "spare replacements drawn with a rejection step's proposals: the expected count plus "
+        "this many standard deviations (a shortfall draws again through the layers below)",
+    )
     # --- initialisation (Remark E.2) ---
     latent_scale: float = _f(1.0, _number(), "initialisation", "standard deviation of the Gaussian latent")
-    latent_mode_steps: int = _f(0, _int(0), "initialisation",
-                                "> 0: latent mean by this many gradient ascent steps on log g from 0 (LGCP)")
+    latent_mode_steps: int = _f(
+        0, _int(0), "initialisation", "> 0: latent mean by this many gradient ascent steps on log g from 0 (LGCP)"
+    )
     latent_mode_lr: float = _f(0.01, _number(), "initialisation", "step size of that gradient ascent")
-    gradient_flow_time: float | None = _f(None, _optional(_number()), "initialisation",
-                                          "first layer: the flow of v = grad log g for this time (GMM40; None: off)")
+    gradient_flow_time: float | None = _f(
+        None,
+        _optional(_number()),
+        "initialisation",
+        "first layer: the flow of v = grad log g for this time (GMM40; None: off)",
+    )
     gradient_flow_steps: int = _f(20, _int(1), "initialisation", "RK4 steps of the gradient-flow layer")
     # --- extensions beyond the paper ---
-    warm_start: bool = _f(False, _bool, "extensions",
-                          "start each CNF step from the previous step's trained field instead of zero (App. F.2)")
-    scale_search: list[float] | None = _f(None, _optional(_multiples), "extensions",
-                                          "after training, keep the multiple s * v (s from this list) with the lowest "
-                                          "JKO objective on fresh samples; s = 0 is the identity (None: off)")
+    warm_start: bool = _f(
+        False,
+        _bool,
+        "extensions",
+        "start each CNF step from the previous step's trained field instead of zero (App. F.2)",
+    )
+    scale_search: list[float] | None = _f(
+        None,
+        _optional(_multiples),
+        "extensions",
+        "after training, keep the multiple s * v (s from this list) with the lowest "
+        "JKO objective on fresh samples; s = 0 is the identity (None: off)",
+    )
     validation_size: int = _f(5000, _int(1), "extensions", "fresh samples on which the scale search scores")
-    sample_steps_tol: float | None = _f(None, _optional(_number()), "extensions",
-                                        "sample each CNF step with the fewest RK4 steps whose map and log-det stay "
-                                        "within this of the trained step count's (None: off)")
-    alpha_samples: int | None = _f(None, _optional(_int(1)), "extensions",
-                                   "estimate each rejection step's E[alpha] on this many fresh samples instead of its "
-                                   "dataset; its error is the model's normalisation error (Theorem 4.2; None: dataset)")
+    sample_steps_tol: float | None = _f(
+        None,
+        _optional(_number()),
+        "extensions",
+        "sample each CNF step with the fewest RK4 steps whose map and log-det stay "
+        "within this of the trained step count's (None: off)",
+    )
+    alpha_samples: int | None = _f(
+        None,
+        _optional(_int(1)),
+        "extensions",
+        "estimate each rejection step's E[alpha] on this many fresh samples instead of its "
+        "dataset; its error is the model's normalisation error (Theorem 4.2; None: dataset)",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -240,8 +314,10 @@ class Config:
                 raise ValueError(f"Config.{name} ({v}) exceeds dataset_size ({self.dataset_size})")
         for name in ("late_n_iters", "late_batch_size", "late_lr"):
             if getattr(self, name) is not None and self.late_tau is None:
-                raise ValueError(f"Config.{name} is set but late_tau is None: set late_tau, the tau from "
-                                 "which CNF steps train with the late budget")
+                raise ValueError(
+                    f"Config.{name} is set but late_tau is None: set late_tau, the tau from "
+                    "which CNF steps train with the late budget"
+                )
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

@@ -24,7 +24,14 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["effective_sample_size", "ess_of_log_weights", "log_weights", "log_z_elbo", "log_z_importance", "log_z_stats"]
+__all__ = [
+    "effective_sample_size",
+    "ess_of_log_weights",
+    "log_weights",
+    "log_z_elbo",
+    "log_z_importance",
+    "log_z_stats",
+]
 
 
 def log_weights(log_g: Tensor, log_p: Tensor) -> Tensor:
@@ -34,8 +41,9 @@ def log_weights(log_g: Tensor, log_p: Tensor) -> Tensor:
         ValueError: if the shapes differ or are not one-dimensional and non-empty.
     """
     if log_g.shape != log_p.shape or log_g.ndim != 1 or log_g.numel() == 0:
-        raise ValueError(f"log_g and log_p must be equal non-empty 1-D shapes, got {tuple(log_g.shape)} "
-                         f"and {tuple(log_p.shape)}")
+        raise ValueError(
+            f"log_g and log_p must be equal non-empty 1-D shapes, got {tuple(log_g.shape)} and {tuple(log_p.shape)}"
+        )
     return log_g.detach().to(torch.float64) - log_p.detach().to(device=log_g.device, dtype=torch.float64)
 
 
@@ -74,5 +82,11 @@ def log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
     elbo = float(lw.mean())
     se = float(lw.std(unbiased=True)) / math.sqrt(n) if n > 1 and math.isfinite(elbo) else math.nan
     ess = ess_of_log_weights(lw)
-    return {"elbo": elbo, "elbo_std_error": se, "importance": float(torch.logsumexp(lw, dim=0)) - math.log(n),
-            "ess": ess, "ess_fraction": ess / n, "n": n}
+    return {
+        "elbo": elbo,
+        "elbo_std_error": se,
+        "importance": float(torch.logsumexp(lw, dim=0)) - math.log(n),
+        "ess": ess,
+        "ess_fraction": ess / n,
+        "n": n,
+    }

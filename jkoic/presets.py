@@ -27,26 +27,62 @@ _PAPER: dict[str, dict[str, Any]] = {
     "mustache": dict(n_flow_steps=6, n_blocks=6, tau0=0.01, tau_base=4.0, hidden=54),
     "8modes": dict(n_flow_steps=2, n_blocks=4, tau0=0.05, tau_base=4.0, hidden=54),
     "8peaky": dict(n_flow_steps=2, n_blocks=4, tau0=0.01, tau_base=4.0, hidden=54),
-    "funnel": dict(n_flow_steps=4, n_blocks=6, tau0=5.0, tau_base=4.0, hidden=256, n_iters=10000,
-                   dataset_size=200000, lr_decay=0.98),
+    "funnel": dict(
+        n_flow_steps=4,
+        n_blocks=6,
+        tau0=5.0,
+        tau_base=4.0,
+        hidden=256,
+        n_iters=10000,
+        dataset_size=200000,
+        lr_decay=0.98,
+    ),
     "gmm10": dict(n_flow_steps=4, n_blocks=6, tau0=0.0025, tau_base=2.0, hidden=70),
     "gmm20": dict(n_flow_steps=4, n_blocks=6, tau0=0.0025, tau_base=2.0, hidden=90),
     "gmm50": dict(n_flow_steps=4, n_blocks=7, tau0=0.0025, tau_base=2.0, hidden=150),
     "gmm100": dict(n_flow_steps=4, n_blocks=7, tau0=0.0025, tau_base=2.0, hidden=250),
     "gmm200": dict(n_flow_steps=5, n_blocks=8, tau0=0.001, tau_base=2.0, hidden=512, batch_size=2000, lr=1e-3),
-    "gmm40": dict(n_flow_steps=4, n_blocks=7, tau0=1.0, tau_base=2.0, hidden=256, latent_scale=40.0,
-                  gradient_flow_time=3.0, n_iters=2000, lr=1e-3),
-    "lgcp": dict(n_flow_steps=3, n_blocks=6, tau0=5.0, tau_base=4.0, hidden=1024, batch_size=500,
-                 n_iters=10000, lr=5e-4, dataset_size=100000, latent_mode_steps=1000, latent_mode_lr=0.01),
+    "gmm40": dict(
+        n_flow_steps=4,
+        n_blocks=7,
+        tau0=1.0,
+        tau_base=2.0,
+        hidden=256,
+        latent_scale=40.0,
+        gradient_flow_time=3.0,
+        n_iters=2000,
+        lr=1e-3,
+    ),
+    "lgcp": dict(
+        n_flow_steps=3,
+        n_blocks=6,
+        tau0=5.0,
+        tau_base=4.0,
+        hidden=1024,
+        batch_size=500,
+        n_iters=10000,
+        lr=5e-4,
+        dataset_size=100000,
+        latent_mode_steps=1000,
+        latent_mode_lr=0.01,
+    ),
 }
 
 # Fast CPU training: same schedule, fixed-step RK4 with direct backprop, smaller batches. The kinetic
 # term keeps each step's paths nearly straight, so 2 RK4 steps suffice in training; sampling and
 # densities use the exact divergence up to d = 10 (no estimator noise for the rejection steps to
 # select), and each CNF step samples with the fewest RK4 steps within 1e-4 of its trained map.
-_FAST_COMMON: dict[str, Any] = dict(solver="rk4", train_steps=2, adjoint=False, n_iters=1000, batch_size=500,
-                                    dataset_size=20000, sample_steps=2, exact_trace_eval_max_dim=10,
-                                    sample_steps_tol=1e-4)
+_FAST_COMMON: dict[str, Any] = dict(
+    solver="rk4",
+    train_steps=2,
+    adjoint=False,
+    n_iters=1000,
+    batch_size=500,
+    dataset_size=20000,
+    sample_steps=2,
+    exact_trace_eval_max_dim=10,
+    sample_steps_tol=1e-4,
+)
 _FAST: dict[str, dict[str, Any]] = {
     # Funnel's velocities are large (scales e^{x1/2}): 3 RK4 steps
     "funnel": dict(train_steps=3, sample_steps=3),

@@ -73,7 +73,9 @@ def fit_rejection(
     if not 0.0 < rate < 1.0:
         raise ValueError(f"rejection rate must lie in (0, 1), got {rate}")
     if log_g.shape != log_p.shape or log_g.ndim != 1 or log_g.numel() == 0:
-        raise ValueError(f"log_g and log_p must be equal non-empty 1-D shapes, got {tuple(log_g.shape)} and {tuple(log_p.shape)}")
+        raise ValueError(
+            f"log_g and log_p must be equal non-empty 1-D shapes, got {tuple(log_g.shape)} and {tuple(log_p.shape)}"
+        )
     log_w = (log_g.double() - log_p.double()).detach().cpu()
     if not torch.isfinite(log_w).all():
         raise ValueError(f"log g - log p has {int((~torch.isfinite(log_w)).sum())} non-finite values")

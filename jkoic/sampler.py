@@ -122,25 +122,32 @@ class Sampler(nn.Module):
         try:
             return check_log_prob(self.target, x)
         except (IndexError, KeyError, TypeError) as e:
-            raise ValueError(f"log_prob of target {self.target.name!r} failed on points of shape "
-                             f"{tuple(x.shape)}: {type(e).__name__}: {e}") from e
+            raise ValueError(
+                f"log_prob of target {self.target.name!r} failed on points of shape "
+                f"{tuple(x.shape)}: {type(e).__name__}: {e}"
+            ) from e
 
     def _probe_target(self) -> None:
-        """Evaluate the target at three points before any training, so a target that fails on
-        ``(n, dim)`` input (a wrong column, a wrong output shape) is reported at once.
-        Non-finite values are allowed here: a density may vanish at these points."""
+        """Evaluate the target at three points before any training, so that a target that fails
+        on ``(n, dim)`` input (a wrong column, a wrong output shape, NaN) is reported at once.
+        ``-inf`` is allowed here: a density may vanish at these points."""
         x = torch.zeros(3, self.dim, device=self.device, dtype=self.dtype)
         x[1, 0], x[2, 0] = 1.0, -1.0
         x = self.latent_mean + self.latent_scale * x
-        try:
-            with torch.no_grad():
+        with torch.no_grad():
+            try:
                 check_log_prob(self.target, x)
-        except (IndexError, KeyError, TypeError) as e:
-            raise ValueError(f"log_prob of target {self.target.name!r} fails on points of shape (3, {self.dim}): "
-                             f"{type(e).__name__}: {e}") from e
-        except ValueError as e:
-            if "non-finite" not in str(e):
-                raise
+            except (IndexError, KeyError, TypeError) as e:
+                raise ValueError(
+                    f"log_prob of target {self.target.name!r} fails on points of shape (3, {self.dim}): "
+                    f"{type(e).__name__}: {e}"
+                ) from e
+            except ValueError:
+                out = self.target.log_prob(x)
+                if not (isinstance(out, Tensor) and out.shape == (3,) and out.is_floating_point()):
+                    raise
+                if bool(torch.isnan(out).any() | torch.isposinf(out).any()):
+                    raise
 
     def set_sample_steps(self, n_steps: int) -> Sampler:
         """Use ``n_steps`` RK4 steps in every trained CNF layer (accuracy vs speed)."""
@@ -156,8 +163,10 @@ class Sampler(nn.Module):
 
     def extra_repr(self) -> str:
         kinds = "".join(KIND_LETTERS[k] for k, _ in self.plan)
-        return (f"target={self.target.name!r}, dim={self.dim}, plan={kinds}, "
-                f"trained_layers={self.n_layers}/{len(self.plan)}")
+        return (
+            f"target={self.target.name!r}, dim={self.dim}, plan={kinds}, "
+            f"trained_layers={self.n_layers}/{len(self.plan)}"
+        )
 
     def _top(self, upto: Any) -> int:
         """The number of layers a call uses: all (trained model) or ``upto``.
@@ -170,7 +179,8 @@ class Sampler(nn.Module):
             if not self.is_trained:
                 raise RuntimeError(
                     f"the model has {self.n_layers} of {len(self.plan)} layers trained: call fit() first "
-                    "(or pass upto=k to use the model made of its first k layers)")
+                    "(or pass upto=k to use the model made of its first k layers)"
+                )
             return self.n_layers
         if isinstance(upto, bool) or not isinstance(upto, numbers.Integral) or not 0 <= int(upto) <= self.n_layers:
             raise ValueError(f"upto must be an int in [0, {self.n_layers}], got {upto!r}")
@@ -326,11 +336,15 @@ class Sampler(nn.Module):
         if checkpoint is not None and resume and Path(checkpoint).exists():
             _load_resumable(self, checkpoint)
             if self.seed is not None and self.seed != seed:
-                raise ValueError(f"checkpoint {checkpoint} was trained with seed {self.seed}, not {seed}; "
-                                 "pass resume=False to start over")
+                raise ValueError(
+                    f"checkpoint {checkpoint} was trained with seed {self.seed}, not {seed}; "
+                    "pass resume=False to start over"
+                )
         elif self.n_layers > 0 and self.seed != seed:
-            raise ValueError(f"this model's {self.n_layers} layers were trained with seed {self.seed}, not {seed}: "
-                             "make a new Sampler to train with another seed")
+            raise ValueError(
+                f"this model's {self.n_layers} layers were trained with seed {self.seed}, not {seed}: "
+                "make a new Sampler to train with another seed"
+            )
         self.seed = seed
         if self.n_layers == 0 and self.config.latent_mode_steps > 0:
             self.latent_mean.copy_(training.fit_latent_mean(self))
@@ -340,8 +354,13 @@ class Sampler(nn.Module):
             start = max(u[0] for u in units if u[0] <= done - 1)
             del self.layers[start:]
             self.log = self.log[:start]
-        bar = tqdm(total=len(self.plan), initial=self.n_layers, desc=f"jkoic[{self.target.name}]",
-                   disable=not progress, unit="layer")
+        bar = tqdm(
+            total=len(self.plan),
+            initial=self.n_layers,
+            desc=f"jkoic[{self.target.name}]",
+            disable=not progress,
+            unit="layer",
+        )
         try:
             for unit in units:
                 if unit[0] < self.n_layers:
@@ -349,8 +368,8 @@ class Sampler(nn.Module):
                 try:
                     entries = training.fit_unit(self, seed, unit, progress)
                 except BaseException:  # leave the model at its last complete unit
-                    del self.layers[unit[0]:]
-                    self.log = self.log[:unit[0]]
+                    del self.layers[unit[0] :]
+                    self.log = self.log[: unit[0]]
                     raise
                 if checkpoint is not None:
                     self.save(checkpoint)
@@ -408,7 +427,9 @@ class Sampler(nn.Module):
             try:
                 target = _targets.get(name, **st["target"].get("kwargs", {}))
             except (TypeError, ValueError) as e:
-                raise ValueError(f"checkpoint {path} is for target {name!r}; pass the target explicitly ({e})") from None
+                raise ValueError(
+                    f"checkpoint {path} is for target {name!r}; pass the target explicitly ({e})"
+                ) from None
         try:
             config = Config.from_dict(st["config"])
         except (TypeError, ValueError) as e:

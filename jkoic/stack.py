@@ -25,8 +25,17 @@ from .cnf import MLPVelocity, integrate
 from .config import Config
 from .rejection import RejectionParams, log_alpha, log_density_factor
 
-__all__ = ["KIND_LETTERS", "Batch", "Drawer", "FlowLayer", "Latent", "RejectionLayer", "log_prob", "push",
-           "sample_path"]
+__all__ = [
+    "KIND_LETTERS",
+    "Batch",
+    "Drawer",
+    "FlowLayer",
+    "Latent",
+    "RejectionLayer",
+    "log_prob",
+    "push",
+    "sample_path",
+]
 
 #: one letter per layer kind, for compact schedules (``"GCCRRR"``)
 KIND_LETTERS = {"gradient_flow": "G", "cnf": "C", "rejection": "R"}
@@ -108,12 +117,12 @@ class Stack(Protocol):
 
 def is_zero_field(field: nn.Module) -> bool:
     """Whether ``field`` is an ``MLPVelocity`` with a zero last layer, i.e. ``v = 0`` everywhere."""
-    return (isinstance(field, MLPVelocity) and not bool(field.out.weight.any())
-            and not bool(field.out.bias.any()))
+    return isinstance(field, MLPVelocity) and not bool(field.out.weight.any()) and not bool(field.out.bias.any())
 
 
-def push(model: Stack, layer: FlowLayer, x: Tensor, gen: torch.Generator,
-         reverse: bool = False) -> tuple[Tensor, Tensor]:
+def push(
+    model: Stack, layer: FlowLayer, x: Tensor, gen: torch.Generator, reverse: bool = False
+) -> tuple[Tensor, Tensor]:
     """Apply a flow layer in chunks; returns ``(x_out, int div)`` in the integration direction.
 
     A velocity field whose last layer is zero (a step the scale search left out) is the
@@ -125,8 +134,15 @@ def push(model: Stack, layer: FlowLayer, x: Tensor, gen: torch.Generator,
     trace = cfg.trace_mode(model.dim, evaluation=True)
     outs, lds = [], []
     for xc in x.split(cfg.chunk_size):
-        z, ld, _ = integrate(layer.field, xc, n_steps=layer.sample_steps, reverse=reverse,
-                             trace=trace, n_probes=cfg.n_probes_eval, generator=gen)
+        z, ld, _ = integrate(
+            layer.field,
+            xc,
+            n_steps=layer.sample_steps,
+            reverse=reverse,
+            trace=trace,
+            n_probes=cfg.n_probes_eval,
+            generator=gen,
+        )
         outs.append(z)
         lds.append(ld)
     return torch.cat(outs), torch.cat(lds)

@@ -145,8 +145,7 @@ class Target:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError(
-                f"generator must be a CPU torch.Generator (samples are drawn on the CPU), "
-                f"got one on {generator.device}"
+                f"generator must be a CPU torch.Generator (samples are drawn on the CPU), got one on {generator.device}"
             )
         x = self._sample(int(n), generator)
         return x.to(device=torch.device(device) if device is not None else "cpu", dtype=dtype)
@@ -177,14 +176,10 @@ class Target:
             )
         if x.ndim != 2 or x.shape[-1] != self.dim:
             raise ValueError(
-                f"target {self.name!r}: log_prob expects x of shape (n, {self.dim}), "
-                f"got shape {tuple(x.shape)}"
+                f"target {self.name!r}: log_prob expects x of shape (n, {self.dim}), got shape {tuple(x.shape)}"
             )
         if not x.is_floating_point():
-            raise TypeError(
-                f"target {self.name!r}: log_prob expects a floating point tensor, got dtype {x.dtype}"
-            )
-
+            raise TypeError(f"target {self.name!r}: log_prob expects a floating point tensor, got dtype {x.dtype}")
 
 
 class CallableTarget(Target):
@@ -238,7 +233,6 @@ class CallableTarget(Target):
         return x.detach().to(device="cpu", dtype=torch.float64)
 
 
-
 # ----------------------------------------------------------------------------- validation helpers
 
 
@@ -278,8 +272,7 @@ def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor) -> Te
     n = x.shape[0]
     if not isinstance(out, Tensor):
         raise ValueError(
-            f"log_prob of target {target.name!r} must return a torch.Tensor of shape ({n},), "
-            f"got {type(out).__name__}"
+            f"log_prob of target {target.name!r} must return a torch.Tensor of shape ({n},), got {type(out).__name__}"
         )
     if tuple(out.shape) != (n,):
         raise ValueError(
@@ -305,7 +298,6 @@ def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor) -> Te
             f"e.g. log_prob(x[{i}]) = {val} at x[{i}] = {point}"
         )
     return out
-
 
 
 def as_target(obj: Any, dim: int | None = None) -> Target:
@@ -344,8 +336,7 @@ def as_target(obj: Any, dim: int | None = None) -> Target:
         d = dim if dim is not None else getattr(obj, "dim", None)
         if d is None:
             raise TypeError(
-                "a log density callable needs a dimension: pass dim=... or give the callable "
-                "an attribute `dim`"
+                "a log density callable needs a dimension: pass dim=... or give the callable an attribute `dim`"
             )
         d = _check_int("dim", d, 1)
         own_dim = getattr(obj, "dim", None)
@@ -361,6 +352,5 @@ def as_target(obj: Any, dim: int | None = None) -> Target:
         sampler = getattr(obj, "sample", None) if duck else None
         return CallableTarget(fn, d, name=name, log_z=log_z, sampler=sampler if callable(sampler) else None)
     raise TypeError(
-        f"cannot make a target from {type(obj).__name__}: expected a Target, a target name or a "
-        f"callable log density"
+        f"cannot make a target from {type(obj).__name__}: expected a Target, a target name or a callable log density"
     )

@@ -102,8 +102,13 @@ def fit_unit(model: Stack, seed: int, unit: list[int], progress: bool) -> list[d
         stats = stats_entry(data.log_g, data.log_p)
         if log:  # the dataset is a sample of the model so far: log its quality
             log[-1].update(stats)
-        entry: dict[str, Any] = {"layer": k, "kind": kind, "tau": float(tau), "dataset_seconds": t_data,
-                                 "log_z_elbo_before": stats["log_z_elbo"]}
+        entry: dict[str, Any] = {
+            "layer": k,
+            "kind": kind,
+            "tau": float(tau),
+            "dataset_seconds": t_data,
+            "log_z_elbo_before": stats["log_z_elbo"],
+        }
         t1 = time.perf_counter()
         if kind == "rejection":
             params = fit_rejection(data.log_g, data.log_p, model.config.rejection_rate)
@@ -143,8 +148,9 @@ def _previous_cnf_field(model: Stack) -> MLPVelocity | None:
     return None
 
 
-def train_cnf(model: Stack, seed: int, k: int, tau: float, data: Tensor, gen: torch.Generator,
-              progress: bool) -> tuple[FlowLayer, dict[str, Any]]:
+def train_cnf(
+    model: Stack, seed: int, k: int, tau: float, data: Tensor, gen: torch.Generator, progress: bool
+) -> tuple[FlowLayer, dict[str, Any]]:
     """Train the neural JKO step ``k`` with step size ``tau`` on ``data`` (Sec. 3, App. E.5).
 
     Minimises ``E[-log g(T x) - int div v] + (1/tau) E[int |v|^2]`` with Adam over random
@@ -180,17 +186,28 @@ def train_cnf(model: Stack, seed: int, k: int, tau: float, data: Tensor, gen: to
         idx = torch.randint(0, n_data, (batch_size,), generator=gen, device=device)
         x = data[idx]
         if cfg.solver == "rk4":
-            z1, ld, kin = integrate(field, x, n_steps=cfg.train_steps, trace=trace, n_probes=cfg.n_probes_train,
-                                    kinetic=True, generator=gen)
+            z1, ld, kin = integrate(
+                field, x, n_steps=cfg.train_steps, trace=trace, n_probes=cfg.n_probes_train, kinetic=True, generator=gen
+            )
         else:
-            z1, ld, kin, nfe = integrate_adaptive(field, x, trace=trace, n_probes=cfg.n_probes_train, atol=cfg.atol,
-                                                  rtol=cfg.rtol, method=cfg.solver, adjoint=cfg.adjoint, generator=gen)
+            z1, ld, kin, nfe = integrate_adaptive(
+                field,
+                x,
+                trace=trace,
+                n_probes=cfg.n_probes_train,
+                atol=cfg.atol,
+                rtol=cfg.rtol,
+                method=cfg.solver,
+                adjoint=cfg.adjoint,
+                generator=gen,
+            )
             nfes.append(nfe)
         assert kin is not None
         loss = (-model.log_g(z1) - ld + kin / tau).mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at iteration {it} of layer {k}; "
-                                     "try a smaller lr or tau0")
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at iteration {it} of layer {k}; try a smaller lr or tau0"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
@@ -207,20 +224,20 @@ def train_cnf(model: Stack, seed: int, k: int, tau: float, data: Tensor, gen: to
     elif cfg.solver == "rk4":
         steps = cfg.train_steps
     else:
-        tail = nfes[-max(1, len(nfes) // 10):]
+        tail = nfes[-max(1, len(nfes) // 10) :]
         steps = steps_from_nfe(int(sum(tail) / len(tail)), cfg.solver)
     field.eval()
     for p in field.parameters():
         p.requires_grad_(False)
-    tail_losses = losses[-min(len(losses), 100):]
+    tail_losses = losses[-min(len(losses), 100) :]
     info: dict[str, Any] = {"iterations": it + 1, "final_loss": sum(tail_losses) / len(tail_losses)}
     if cfg.scale_search:
         info.update(calibration.search_scale(model, seed, field, k, tau, steps))
     if cfg.sample_steps_tol is not None and cfg.trace_mode(model.dim, evaluation=True) == "exact":
-        steps, info["sample_steps_error"] = calibration.fewest_steps(field, data[:CALIBRATION_POINTS], steps,
-                                                                     cfg.sample_steps_tol)
+        steps, info["sample_steps_error"] = calibration.fewest_steps(
+            field, data[:CALIBRATION_POINTS], steps, cfg.sample_steps_tol
+        )
     info["sample_steps"] = steps
     if nfes:
         info["mean_nfe"] = sum(nfes) / len(nfes)
     return FlowLayer(field, "cnf", tau, steps), info
-

@@ -202,7 +202,9 @@ def geodesic_kl(thetas: np.ndarray, n: int = 20001, z_max: float = 8.0, sd: floa
     return out
 
 
-def geodesic_density(theta: float, n: int = 4001, z_max: float = 6.0, sd: float = MODE_SD) -> tuple[np.ndarray, np.ndarray]:
+def geodesic_density(
+    theta: float, n: int = 4001, z_max: float = 6.0, sd: float = MODE_SD
+) -> tuple[np.ndarray, np.ndarray]:
     """The density of ``T_theta # N(0, 1)`` as a curve.
 
     Args:

@@ -37,8 +37,9 @@ GREY = "#7f7f7f"
 METHOD_LABELS = {"truth": "ground truth", **{k: v for k, v in PV.METHODS.items()}}
 
 
-def savefig(fig: Any, figures_dir: str | os.PathLike[str], name: str,
-            formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
+def savefig(
+    fig: Any, figures_dir: str | os.PathLike[str], name: str, formats: Sequence[str] = ("png", "pdf"), dpi: int = 150
+) -> list[Path]:
     """Save ``fig`` once per format, each file atomically, then close it.
 
     Args:
@@ -56,6 +57,7 @@ def savefig(fig: Any, figures_dir: str | os.PathLike[str], name: str,
     d = resolve_path(figures_dir)
     out = []
     for f in formats:
+
         def write(fh: IO[bytes], fmt: str = f) -> None:
             """Render the figure into ``fh`` as ``fmt``."""
             fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
@@ -134,13 +136,20 @@ def figure_samples(
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
     truth = samples.get("truth")
     lims = _limits(truth) if truth is not None and len(truth) else None
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=False):
         if name not in samples:
             ax.set_axis_off()
             continue
         x = samples[name]
-        ax.scatter(x[:, 0], x[:, 1], s=point_size, alpha=0.5, color=GREY if name == "truth" else BLUE,
-                   rasterized=True, linewidths=0)
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            s=point_size,
+            alpha=0.5,
+            color=GREY if name == "truth" else BLUE,
+            rasterized=True,
+            linewidths=0,
+        )
         if means is not None:
             ax.scatter(means[:, 0], means[:, 1], s=6, marker="x", color="k", linewidths=0.6)
         if lims is not None:
@@ -158,15 +167,21 @@ def figure_samples(
 def _stage_label(kind: str, k: int) -> str:
     """A panel title for a layer kind (``k > 0`` appends its index)."""
     return {"latent": "latent", "cnf": "JKO step", "rejection": "rejection", "gradient_flow": "gradient flow"}.get(
-        kind, kind) + ("" if k == 0 else f" ({k})")
+        kind, kind
+    ) + ("" if k == 0 else f" ({k})")
 
 
-def figure_path(path: dict[str, np.ndarray], stages: Sequence[int] | None = None, title: str = "",
-                point_size: float = 0.6, ncols: int | None = None) -> Any:
+def figure_path(
+    path: dict[str, np.ndarray],
+    stages: Sequence[int] | None = None,
+    title: str = "",
+    point_size: float = 0.6,
+    ncols: int | None = None,
+) -> Any:
     """Samples after each layer (Figures 1 and 3); orange: rejected in the next layer, blue: resampled.
 
     Args:
-        path: :func:`reproduce.methods.path_data`.
+        path: :func:`reproduce.evaluation.path_data`.
         stages: the stages to show (default: all).
         title: the figure title.
         point_size: the marker size.
@@ -188,14 +203,13 @@ def figure_path(path: dict[str, np.ndarray], stages: Sequence[int] | None = None
     hi = np.maximum([lims[0][1], lims[1][1]], np.quantile(allx, 0.99, axis=0))
     for ax in axes.flat:
         ax.set_axis_off()
-    for ax, s in zip(axes.flat, stages):
+    for ax, s in zip(axes.flat, stages, strict=False):
         ax.set_axis_on()
         pts = x[s]
         plain = ~(rej[s] | res[s])
         ax.scatter(pts[plain, 0], pts[plain, 1], s=point_size, color=GREY, alpha=0.6, linewidths=0, rasterized=True)
         ax.scatter(pts[res[s], 0], pts[res[s], 1], s=point_size, color=BLUE, alpha=0.9, linewidths=0, rasterized=True)
-        ax.scatter(pts[rej[s], 0], pts[rej[s], 1], s=point_size, color=ORANGE, alpha=0.9, linewidths=0,
-                   rasterized=True)
+        ax.scatter(pts[rej[s], 0], pts[rej[s], 1], s=point_size, color=ORANGE, alpha=0.9, linewidths=0, rasterized=True)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         ax.set_xticks([])
@@ -211,7 +225,7 @@ def figure_mode_weights(path: dict[str, np.ndarray], title: str = "") -> Any:
     """The weight of every mode after each layer, the true weight dashed (Figure 4).
 
     Args:
-        path: :func:`reproduce.methods.path_data` with ``mode_weights``.
+        path: :func:`reproduce.evaluation.path_data` with ``mode_weights``.
         title: the axes title.
 
     Returns:
@@ -230,8 +244,13 @@ def figure_mode_weights(path: dict[str, np.ndarray], title: str = "") -> Any:
         if k == "rejection":
             ax.axvspan(s - 0.5, s + 0.5, color=ORANGE, alpha=0.08, lw=0)
     ax.set_xticks(steps)
-    ax.set_xticklabels(["L" if k == "latent" else ("R" if k == "rejection" else ("G" if k == "gradient_flow" else "C"))
-                        for k in kinds], fontsize=7)
+    ax.set_xticklabels(
+        [
+            "L" if k == "latent" else ("R" if k == "rejection" else ("G" if k == "gradient_flow" else "C"))
+            for k in kinds
+        ],
+        fontsize=7,
+    )
     ax.set_xlabel("layer (C: neural JKO step, R: rejection step; shaded: rejection)")
     ax.set_ylabel("mode weight")
     ax.legend(fontsize=6, ncol=3)
@@ -311,8 +330,9 @@ def figure_mode_collapse(data: dict[str, np.ndarray]) -> Any:
     return fig
 
 
-def figure_sample_grid(rows: Sequence[tuple[str, dict[str, np.ndarray]]], methods: Sequence[str], title: str,
-                       point_size: float = 0.5) -> Any:
+def figure_sample_grid(
+    rows: Sequence[tuple[str, dict[str, np.ndarray]]], methods: Sequence[str], title: str, point_size: float = 0.5
+) -> Any:
     """One row per target, ground truth and ``methods``, first two coordinates (Figure 13).
 
     Args:
@@ -339,8 +359,15 @@ def figure_sample_grid(rows: Sequence[tuple[str, dict[str, np.ndarray]]], method
                 ax.set_yticks([])
                 continue
             x = samples[name]
-            ax.scatter(x[:, 0], x[:, 1], s=point_size, alpha=0.5, color=GREY if name == "truth" else BLUE,
-                       rasterized=True, linewidths=0)
+            ax.scatter(
+                x[:, 0],
+                x[:, 1],
+                s=point_size,
+                alpha=0.5,
+                color=GREY if name == "truth" else BLUE,
+                rasterized=True,
+                linewidths=0,
+            )
             if lims is not None:
                 ax.set_xlim(*lims[0])
                 ax.set_ylim(*lims[1])

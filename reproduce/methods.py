@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from jkoic import Config, preset
+from jkoic.stack import KIND_LETTERS
 
 __all__ = [
     "DEFAULT_COUPLING",
@@ -26,14 +26,14 @@ __all__ = [
     "HMC_STEP",
     "MALA_STEP",
     "METHODS",
+    "METRIC_SEED",
     "MethodRun",
-    "evaluate",
-    "ground_truth",
-    "layer_curve",
+    "REF_SEED",
+    "SAMPLE_SEED",
+    "TRUTH_SEED",
+    "to_cpu",
     "make_target",
     "method_config",
-    "path_data",
-    "reference_errors",
     "run_method",
     "target_key",
 ]
@@ -45,19 +45,25 @@ METHODS = ("jkoic", "neural_jko", "mala", "hmc", "cnf_kl", "coupling_kl")
 HMC_STEP = {"mustache": 0.01, "8modes": 0.1, "8peaky": 0.1, "funnel": 0.1, "gmm": 0.01}
 MALA_STEP = 1e-3
 
-DEFAULT_MCMC: dict[str, Any] = {"n_steps": 50000, "warmup": [1000, 1000], "warmup_factors": [0.01, 0.1],
-                                "mala_step": MALA_STEP, "hmc_step": None, "n_leapfrog": 5, "n_chains": None}
+DEFAULT_MCMC: dict[str, Any] = {
+    "n_steps": 50000,
+    "warmup": [1000, 1000],
+    "warmup_factors": [0.01, 0.1],
+    "mala_step": MALA_STEP,
+    "hmc_step": None,
+    "n_leapfrog": 5,
+    "n_chains": None,
+}
 DEFAULT_COUPLING: dict[str, Any] = {"n_iters": 5000, "batch_size": 5000, "lr": 1e-3, "n_blocks": 5, "hidden": None}
 
 # seed offsets: the model, the ground truth and the metrics of run ``s`` use disjoint streams
-_SAMPLE_SEED = 1_000
-_TRUTH_SEED = 2_000
-_METRIC_SEED = 3_000
-_REF_SEED = 4_000
+SAMPLE_SEED = 1_000
+TRUTH_SEED = 2_000
+METRIC_SEED = 3_000
+REF_SEED = 4_000
 
 #: the methods trained as a :class:`jkoic.Sampler` with a :class:`~jkoic.Config`
 _CONFIG_METHODS = ("jkoic", "neural_jko", "cnf_kl")
-_LAYER_LETTERS = {"cnf": "C", "rejection": "R", "gradient_flow": "G"}
 
 
 def target_key(name: str, dim: int | None = None) -> str:
@@ -190,13 +196,21 @@ class MethodRun:
         return int(self.x.shape[0])
 
 
-def _to_cpu(t: Tensor | None) -> Tensor | None:
+def to_cpu(t: Tensor | None) -> Tensor | None:
     """``t`` detached, as float32 on the CPU (None stays None)."""
     return None if t is None else t.detach().to("cpu", torch.float32)
 
 
-def _run_sampler(method: str, target: Any, cfg: Config, *, seed: int, n_samples: int, device: str,
-                 model_path: str | os.PathLike[str] | None) -> MethodRun:
+def _run_sampler(
+    method: str,
+    target: Any,
+    cfg: Config,
+    *,
+    seed: int,
+    n_samples: int,
+    device: str,
+    model_path: str | os.PathLike[str] | None,
+) -> MethodRun:
     """Train a :class:`jkoic.Sampler` with ``cfg`` and draw ``n_samples`` from it."""
     from jkoic import Sampler
 
@@ -205,25 +219,31 @@ def _run_sampler(method: str, target: Any, cfg: Config, *, seed: int, n_samples:
     model.fit(seed=seed, progress=False, final_stats=False)  # the evaluation samples measure it
     train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    x, lp, lg = model.sample(n_samples, seed=_SAMPLE_SEED + seed, return_log_g=True)
+    x, lp, lg = model.sample(n_samples, seed=SAMPLE_SEED + seed, return_log_g=True)
     sample = time.perf_counter() - t0
     if model_path is not None:
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
-    info = {"layers": "".join(_LAYER_LETTERS[k] for k in model.layer_kinds())}
-    return MethodRun(method, seed, _to_cpu(x), _to_cpu(lp), _to_cpu(lg), train, sample, model, info, cfg.to_dict())
+    info = {"layers": "".join(KIND_LETTERS[k] for k in model.layer_kinds())}
+    return MethodRun(method, seed, to_cpu(x), to_cpu(lp), to_cpu(lg), train, sample, model, info, cfg.to_dict())
 
 
-def _run_mcmc(method: str, target: Any, *, seed: int, n_samples: int, preset_name: str,
-              mcmc: dict[str, Any] | None, device: str) -> MethodRun:
+def _run_mcmc(
+    method: str, target: Any, *, seed: int, n_samples: int, preset_name: str, mcmc: dict[str, Any] | None, device: str
+) -> MethodRun:
     """Run MALA or HMC chains, one per sample unless ``mcmc["n_chains"]`` is set."""
     from jkoic.bench.baselines import hmc, mala
 
     m = {**DEFAULT_MCMC, **(mcmc or {})}
     n_chains = int(m["n_chains"] or n_samples)
     gen = torch.Generator(device=device).manual_seed(seed)
-    common = dict(warmup=tuple(m["warmup"]), warmup_factors=tuple(m["warmup_factors"]), generator=gen,
-                  progress=False, device=device)
+    common = dict(
+        warmup=tuple(m["warmup"]),
+        warmup_factors=tuple(m["warmup_factors"]),
+        generator=gen,
+        progress=False,
+        device=device,
+    )
     if method == "mala":
         res = mala(target, n_chains, int(m["n_steps"]), float(m["mala_step"]), **common)
     else:
@@ -231,14 +251,20 @@ def _run_mcmc(method: str, target: Any, *, seed: int, n_samples: int, preset_nam
         if step is None:
             step = HMC_STEP.get(preset_name if preset_name in HMC_STEP else "gmm", 0.01)
         res = hmc(target, n_chains, int(m["n_steps"]), float(step), int(m["n_leapfrog"]), **common)
-    info = {"acceptance_rate": float(res.acceptance_rate), "n_steps": int(res.n_steps),
-            "step_size": float(res.step_size), "n_chains": n_chains, "n_nonfinite": int(res.n_nonfinite)}
+    info = {
+        "acceptance_rate": float(res.acceptance_rate),
+        "n_steps": int(res.n_steps),
+        "step_size": float(res.step_size),
+        "n_chains": n_chains,
+        "n_nonfinite": int(res.n_nonfinite),
+    }
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in m.items()}
-    return MethodRun(method, seed, _to_cpu(res.samples), None, None, float(res.seconds), 0.0, None, info, settings)
+    return MethodRun(method, seed, to_cpu(res.samples), None, None, float(res.seconds), 0.0, None, info, settings)
 
 
-def _run_coupling(target: Any, *, seed: int, n_samples: int, width: int, coupling: dict[str, Any] | None,
-                  device: str) -> MethodRun:
+def _run_coupling(
+    target: Any, *, seed: int, n_samples: int, width: int, coupling: dict[str, Any] | None, device: str
+) -> MethodRun:
     """Train the Glow-style coupling flow on the reverse KL and draw ``n_samples`` in chunks."""
     from jkoic.bench.baselines import CouplingFlow, train_reverse_kl
 
@@ -250,11 +276,12 @@ def _run_coupling(target: Any, *, seed: int, n_samples: int, width: int, couplin
         flow = CouplingFlow(d, hidden, n_blocks=int(c["n_blocks"])).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()
-    losses = train_reverse_kl(flow, target, int(c["n_iters"]), int(c["batch_size"]), lr=float(c["lr"]),
-                              generator=gen, progress=False)
+    losses = train_reverse_kl(
+        flow, target, int(c["n_iters"]), int(c["batch_size"]), lr=float(c["lr"]), generator=gen, progress=False
+    )
     train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gen = torch.Generator(device=device).manual_seed(_SAMPLE_SEED + seed)
+    gen = torch.Generator(device=device).manual_seed(SAMPLE_SEED + seed)
     xs, lps = [], []
     with torch.no_grad():
         for start in range(0, n_samples, 10000):
@@ -265,8 +292,9 @@ def _run_coupling(target: Any, *, seed: int, n_samples: int, width: int, couplin
         lg = target.log_prob(x)
     sample = time.perf_counter() - t0
     info = {"hidden": hidden, "final_loss": float(np.mean(losses[-50:]))}
-    return MethodRun("coupling_kl", seed, _to_cpu(x), _to_cpu(lp), _to_cpu(lg), train, sample, flow, info,
-                     {**c, "hidden": hidden})
+    return MethodRun(
+        "coupling_kl", seed, to_cpu(x), to_cpu(lp), to_cpu(lg), train, sample, flow, info, {**c, "hidden": hidden}
+    )
 
 
 def run_method(
@@ -321,191 +349,23 @@ def run_method(
         ValueError: ``method`` is not one of :data:`METHODS`.
     """
     if method in _CONFIG_METHODS:
-        cfg = method_config(method, preset_name, dim=dim, preset_profile=preset_profile, overrides=overrides,
-                            iters_scale=iters_scale, kl_overrides=kl_overrides, njko_iters_scale=njko_iters_scale)
-        return _run_sampler(method, target, cfg, seed=seed, n_samples=n_samples, device=device,
-                            model_path=model_path)
+        cfg = method_config(
+            method,
+            preset_name,
+            dim=dim,
+            preset_profile=preset_profile,
+            overrides=overrides,
+            iters_scale=iters_scale,
+            kl_overrides=kl_overrides,
+            njko_iters_scale=njko_iters_scale,
+        )
+        return _run_sampler(method, target, cfg, seed=seed, n_samples=n_samples, device=device, model_path=model_path)
     if method in ("mala", "hmc"):
-        return _run_mcmc(method, target, seed=seed, n_samples=n_samples, preset_name=preset_name, mcmc=mcmc,
-                         device=device)
+        return _run_mcmc(
+            method, target, seed=seed, n_samples=n_samples, preset_name=preset_name, mcmc=mcmc, device=device
+        )
     if method == "coupling_kl":
         # 3x the width of the JKO-IC network as run (overrides included, e.g. the cpu profile's Funnel)
         width = preset(preset_name, preset_profile, dim=dim, **(overrides or {})).hidden_width(int(target.dim))
         return _run_coupling(target, seed=seed, n_samples=n_samples, width=width, coupling=coupling, device=device)
     raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
-
-
-def ground_truth(target: Any, n: int, seed: int) -> Tensor:
-    """Exact samples of ``target`` for run ``seed``.
-
-    Args:
-        target: a target with a ``sample(n, generator=...)`` method.
-        n: the number of samples.
-        seed: the run index (offset into a stream of its own).
-
-    Returns:
-        ``(n, d)`` float32 samples on the CPU.
-    """
-    return target.sample(int(n), generator=torch.Generator().manual_seed(_TRUTH_SEED + int(seed)))
-
-
-def _finite(run: MethodRun) -> tuple[Tensor, Tensor | None, Tensor | None, int]:
-    """The samples of ``run`` with finite coordinates and densities, and how many were dropped.
-
-    Returns:
-        ``(x, log_p, log_g, n_dropped)``; ``log_g`` may be ``-inf`` (a sample outside the
-        target's support), not NaN or ``+inf``.
-    """
-    ok = torch.isfinite(run.x).all(dim=1)
-    if run.log_p is not None:
-        ok &= torch.isfinite(run.log_p)
-    if run.log_g is not None:
-        ok &= ~torch.isnan(run.log_g) & ~torch.isposinf(run.log_g)
-    bad = int((~ok).sum())
-    if not bad:
-        return run.x, run.log_p, run.log_g, 0
-    return run.x[ok], None if run.log_p is None else run.log_p[ok], None if run.log_g is None else run.log_g[ok], bad
-
-
-def evaluate(
-    target: Any,
-    run: MethodRun,
-    truth: Tensor | None = None,
-    *,
-    n_w2: int = 5000,
-    n_projections: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """The paper's metrics of one run (App. E.2).
-
-    Non-finite samples are dropped and counted in ``n_nonfinite``.
-
-    Args:
-        target: the target; its ``means`` (if any) give the mode MSE.
-        run: the method's run.
-        truth: ground-truth samples (:func:`ground_truth`); None skips the energy distance
-            and W2.
-        n_w2: samples of each set for the exact W2^2 (0 skips it).
-        n_projections: directions of the sliced energy distance.
-        seed: the run index (seeds the projections).
-
-    Returns:
-        ``n``, ``n_nonfinite``; ``energy`` (sliced energy distance to ``truth``, Table 1) and
-        ``w2`` (exact W2^2 of the first ``n_w2`` samples of each, Table 3) with ``truth``;
-        ``log_z`` / ``log_z_importance`` / ``ess_fraction`` when the method has a density
-        (Table 2); ``mode_mse`` for mixtures (Table 4).
-    """
-    from jkoic.bench import metrics as M
-
-    x, lp, lg, bad = _finite(run)
-    out: dict[str, float] = {"n": int(x.shape[0]), "n_nonfinite": bad}
-    if truth is not None:
-        out["energy"] = float(M.sliced_energy_distance(x, truth, n_projections, seed=_METRIC_SEED + seed))
-        if n_w2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out["w2"] = float(M.w2_squared(x[:n_w2], truth[:n_w2]))
-    if lp is not None and lg is not None:
-        out["log_z"] = float(M.log_z_elbo(lg, lp))
-        out["log_z_importance"] = float(M.log_z_importance(lg, lp))
-        out["ess_fraction"] = float(M.effective_sample_size(lg, lp, fraction=True))
-    means = getattr(target, "means", None)
-    if means is not None:
-        out["mode_mse"] = float(M.mode_mse(x, means))
-    return out
-
-
-def reference_errors(
-    target: Any, *, n_eval: int, n_w2: int = 5000, n_projections: int = 1000, seed: int = 0
-) -> dict[str, float]:
-    """Sampling errors: the metrics between two independent ground-truth sets (Tables 1, 3).
-
-    Args:
-        target: the target.
-        n_eval: samples per set for the energy distance.
-        n_w2: samples per set for W2^2 (0 skips it).
-        n_projections: directions of the sliced energy distance.
-        seed: the run index.
-
-    Returns:
-        ``energy`` and (with ``n_w2``) ``w2``.
-    """
-    from jkoic.bench import metrics as M
-
-    out = {"energy": float(M.sampling_error(target, n_eval, M.sliced_energy_distance, seed=_REF_SEED + seed,
-                                            n_projections=n_projections))}
-    if n_w2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["w2"] = float(M.sampling_error(target, n_w2, M.w2_squared, seed=_REF_SEED + seed))
-    return out
-
-
-def layer_curve(
-    model: Any, truth: Tensor | None, *, n: int, n_projections: int = 200, seed: int = 0
-) -> list[dict[str, Any]]:
-    """Energy distance and log Z estimate after every layer (Figure 11).
-
-    One pass of ``model.sample_path(n)``: its stage ``k`` holds ``n`` iid draws of the model
-    made of the first ``k`` layers (a rejection stage replaces its rejected points by fresh
-    draws of the model below, as ``sample`` does), so one draw through the whole stack
-    serves every layer. Calling ``model.sample(n, upto=k)`` for each ``k`` costs the sum of
-    all prefixes instead, several times more where rejection layers multiply the cost.
-
-    Args:
-        model: a trained :class:`jkoic.Sampler`.
-        truth: ground-truth samples (at least ``n``); None skips the energy distance.
-        n: samples per layer.
-        n_projections: directions of the sliced energy distance.
-        seed: the run index.
-
-    Returns:
-        One entry per stage: ``layer``, ``kind``, ``log_z`` (ELBO) and, with ``truth``,
-        ``energy``.
-    """
-    from jkoic.bench import metrics as M
-    from jkoic.target import check_log_prob
-
-    stages = model.sample_path(n, seed=_SAMPLE_SEED + 7919 + seed)
-    curve = []
-    for k, stage in enumerate(stages):
-        x, lp = _to_cpu(stage["x"]), _to_cpu(stage["log_p"])
-        lg = _to_cpu(check_log_prob(model.target, stage["x"]))
-        entry: dict[str, Any] = {"layer": k, "kind": stage["kind"], "log_z": float(M.log_z_elbo(lg, lp))}
-        if truth is not None:
-            entry["energy"] = float(M.sliced_energy_distance(x, truth[:n], n_projections, seed=_METRIC_SEED + seed))
-        curve.append(entry)
-    return curve
-
-
-def path_data(model: Any, n: int, *, seed: int = 0, means: Tensor | None = None) -> dict[str, np.ndarray]:
-    """Follow ``n`` samples through every layer (Figures 1, 3, 4).
-
-    Args:
-        model: a trained :class:`jkoic.Sampler`.
-        n: the number of points followed.
-        seed: the seed of ``model.sample_path``.
-        means: the target's mode means; given, the mode weights of every stage are added.
-
-    Returns:
-        ``x`` (stages, n, 2), ``rejected`` / ``resampled`` (stages, n) booleans (a point is
-        *rejected* in the next layer; *resampled* points are fresh draws), ``kind`` (stage
-        kinds as strings) and, with ``means``, ``mode_weights`` (stages, K).
-    """
-    from jkoic.bench import metrics as M
-
-    stages = model.sample_path(n, seed=seed)
-    xs, rej, res, kinds, weights = [], [], [], [], []
-    for s in stages:
-        x = s["x"].detach().cpu().float()
-        xs.append(x[:, :2].numpy())
-        rej.append(s.get("rejected", torch.zeros(n, dtype=torch.bool)).cpu().numpy())
-        res.append(s.get("resampled", torch.zeros(n, dtype=torch.bool)).cpu().numpy())
-        kinds.append(s["kind"])
-        if means is not None:
-            weights.append(M.mode_weights(x, means).cpu().numpy())
-    out = {"x": np.stack(xs).astype(np.float32), "rejected": np.stack(rej), "resampled": np.stack(res),
-           "kind": np.array(kinds)}
-    if means is not None:
-        out["mode_weights"] = np.stack(weights)
-    return out

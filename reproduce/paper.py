@@ -19,6 +19,7 @@ Figures are drawn by :mod:`reproduce.figures`.
 from __future__ import annotations
 
 from .environment import machine_info, setup
+from .evaluation import evaluate, ground_truth, layer_curve, path_data, reference_errors
 from .methods import (
     DEFAULT_COUPLING,
     DEFAULT_MCMC,
@@ -26,13 +27,8 @@ from .methods import (
     MALA_STEP,
     METHODS,
     MethodRun,
-    evaluate,
-    ground_truth,
-    layer_curve,
     make_target,
     method_config,
-    path_data,
-    reference_errors,
     run_method,
     target_key,
 )

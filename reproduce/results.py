@@ -25,8 +25,17 @@ from .environment import machine_info
 from .methods import MethodRun
 from .paths import resolve_path
 
-__all__ = ["RESULTS_FORMAT", "Study", "fmt", "fmt_pm", "load_results", "mean_std", "save_npz", "write_json",
-           "write_text"]
+__all__ = [
+    "RESULTS_FORMAT",
+    "Study",
+    "fmt",
+    "fmt_pm",
+    "load_results",
+    "mean_std",
+    "save_npz",
+    "write_json",
+    "write_text",
+]
 
 #: the ``format`` field of a results JSON
 RESULTS_FORMAT = "jkoic-paper-results"
@@ -196,7 +205,7 @@ class Study:
             "profile": profile,
             "notebook": notebook,
             "smoke_test": bool(smoke_test),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "machine": machine or machine_info(),
             "settings": dict(settings or {}),
             "configs": {},
@@ -215,13 +224,19 @@ class Study:
 
         Args:
             run: the run; its config is kept once per method.
-            metrics: its metrics (:func:`reproduce.methods.evaluate`).
+            metrics: its metrics (:func:`reproduce.evaluation.evaluate`).
 
         Returns:
             The stored entry (seed, metrics, timings, sample count, info).
         """
-        entry = {"seed": run.seed, "metrics": dict(metrics), "train_seconds": run.train_seconds,
-                 "sample_seconds": run.sample_seconds, "n_samples": run.n_samples, "info": dict(run.info)}
+        entry = {
+            "seed": run.seed,
+            "metrics": dict(metrics),
+            "train_seconds": run.train_seconds,
+            "sample_seconds": run.sample_seconds,
+            "n_samples": run.n_samples,
+            "info": dict(run.info),
+        }
         self.data["runs"].setdefault(run.method, []).append(entry)
         if run.config is not None:
             self.data["configs"].setdefault(run.method, run.config)
@@ -232,7 +247,7 @@ class Study:
 
         Args:
             seed: the run index.
-            refs: metric -> value (:func:`reproduce.methods.reference_errors`).
+            refs: metric -> value (:func:`reproduce.evaluation.reference_errors`).
         """
         for metric, v in refs.items():
             self.data["reference"].setdefault(metric, []).append(float(v))
@@ -242,7 +257,7 @@ class Study:
 
         Args:
             method: the method.
-            curve: :func:`reproduce.methods.layer_curve`.
+            curve: :func:`reproduce.evaluation.layer_curve`.
         """
         self.data["layer_curves"][method] = curve
 
@@ -262,7 +277,7 @@ class Study:
         """Keep arrays for :meth:`save`, in ``<key>_<group>.npz``.
 
         Args:
-            group: the file's group name (e.g. ``"path"``: :func:`reproduce.methods.path_data`).
+            group: the file's group name (e.g. ``"path"``: :func:`reproduce.evaluation.path_data`).
             **arrays: the arrays by name.
         """
         self._arrays.setdefault(group, {}).update({k: np.asarray(v) for k, v in arrays.items()})
@@ -312,7 +327,7 @@ class Study:
         if refs:
             rows.append(["sampling_error"] + [fmt_pm(*mean_std(refs.get(m, [])), digits=digits) for m in present])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
 
     # -- writing -----------------------------------------------------------------------
     def save(self) -> Path:

@@ -120,8 +120,9 @@ def _select(profile_name: str, runs: list[Run], only: Iterable[str]) -> list[Run
     if not wanted:
         raise ValueError(f"no run selected; runs of profile {profile_name!r}: {', '.join(names)}")
     if any(not o.strip() for o in wanted):
-        raise ValueError(f"empty run name in the selection {wanted!r}; "
-                         f"runs of profile {profile_name!r}: {', '.join(names)}")
+        raise ValueError(
+            f"empty run name in the selection {wanted!r}; runs of profile {profile_name!r}: {', '.join(names)}"
+        )
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         raise ValueError(f"profile {profile_name!r} has no run(s) {', '.join(unknown)}; runs: {', '.join(names)}")
@@ -189,16 +190,18 @@ def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = F
     t0 = time.perf_counter()
     for attempt in range(_KERNEL_START_ATTEMPTS):
         try:
-            papermill.execute_notebook(str(src), str(out), parameters=params, cwd=str(repo_root()),
-                                       kernel_name="python3", progress_bar=False)
+            papermill.execute_notebook(
+                str(src), str(out), parameters=params, cwd=str(repo_root()), kernel_name="python3", progress_bar=False
+            )
             break
         except Exception as e:
             if not _kernel_start_failed(e) or attempt + 1 == _KERNEL_START_ATTEMPTS:
                 raise
             # no cell ran yet: start a fresh kernel after a random pause (new ports)
             delay = random.uniform(1.0, 4.0)
-            print(f"{_LOG} {src.stem}: kernel did not start ({e}); retrying in {delay:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{_LOG} {src.stem}: kernel did not start ({e}); retrying in {delay:.1f} s", file=sys.stderr, flush=True
+            )
             time.sleep(delay)
     if clean:
         _clean_executed(out)
@@ -335,12 +338,14 @@ def _parse_only(run_parser: argparse.ArgumentParser, profile: str, only: str) ->
     wanted = [o.strip() for o in only.split(",")]
     names = run_names(load_profile(profile))
     if not all(wanted):
-        run_parser.error(f"argument --only: empty run name in {only!r}; runs of profile {profile!r}: "
-                         f"{', '.join(names)}")
+        run_parser.error(
+            f"argument --only: empty run name in {only!r}; runs of profile {profile!r}: {', '.join(names)}"
+        )
     unknown = [o for o in wanted if o not in names]
     if unknown:
-        run_parser.error(f"argument --only: profile {profile!r} has no run(s) {', '.join(unknown)}; "
-                         f"runs: {', '.join(names)}")
+        run_parser.error(
+            f"argument --only: profile {profile!r} has no run(s) {', '.join(unknown)}; runs: {', '.join(names)}"
+        )
     return wanted
 
 

@@ -8,9 +8,7 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,44 +17,34 @@ from jkoic import preset
 from . import values as PV
 from .paths import resolve_path
 from .results import fmt, fmt_pm, mean_std, write_text
+from .table_render import Table, header_cells, to_csv, to_latex, to_markdown, write_table
 
-__all__ = ["Table", "build_table", "build_table6", "collect", "header_cells", "headline", "to_csv", "to_latex",
-           "to_markdown", "write_all_tables", "write_table"]
+__all__ = [
+    "Table",
+    "build_table",
+    "build_table6",
+    "collect",
+    "header_cells",
+    "headline",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "write_all_tables",
+    "write_table",
+]
 
 Results = dict[str, dict[str, Any]]
 
 #: Table 6 rows: (row key of :data:`reproduce.values.TABLE6`, Config field)
-_TABLE6_PARAMS = [("n1", "n_flow_steps"), ("n2", "n_blocks"), ("tau0", "tau0"), ("latent_scale", "latent_scale"),
-                  ("gradient_flow_time", "gradient_flow_time"), ("hidden", "hidden"), ("batch_size", "batch_size")]
-
-
-@dataclass
-class Table:
-    """A rendered table: grouped header, rows of display strings, and CSV records.
-
-    Attributes:
-        name: the file stem (``"table1"``).
-        title: the heading.
-        caption: the caption.
-        groups: ``(label, span)`` over the data columns.
-        subheader: one label per data column (``"ours"`` / ``"paper"``).
-        row_labels: one label per row.
-        rows: the cells, display strings.
-        records: the numbers behind the cells, one dict per cell (the CSV rows).
-        footer: notes under the table.
-        stub: the heading of the row-label column.
-    """
-
-    name: str
-    title: str
-    caption: str
-    groups: list[tuple[str, int]]
-    subheader: list[str]
-    row_labels: list[str]
-    rows: list[list[str]]
-    records: list[dict[str, Any]]
-    footer: list[str] = field(default_factory=list)
-    stub: str = "Distribution"
+_TABLE6_PARAMS = [
+    ("n1", "n_flow_steps"),
+    ("n2", "n_blocks"),
+    ("tau0", "tau0"),
+    ("latent_scale", "latent_scale"),
+    ("gradient_flow_time", "gradient_flow_time"),
+    ("hidden", "hidden"),
+    ("batch_size", "batch_size"),
+]
 
 
 def collect(results: Results) -> dict[tuple[str, str, str], list[float]]:
@@ -108,16 +96,32 @@ def _columns(pt: PV.PaperTable) -> tuple[list[tuple[str, int]], list[str], list[
     return groups, sub, cols
 
 
-def _runs_caption(pt: PV.PaperTable, results: Results, cols: list[tuple[str, str, bool]],
-                  records: list[dict[str, Any]]) -> str:
+def _runs_caption(
+    pt: PV.PaperTable, results: Results, cols: list[tuple[str, str, bool]], records: list[dict[str, Any]]
+) -> str:
     """``"1/2 run(s)"``: the run counts behind the cells, with pooled per-evaluation counts."""
     methods = {c[0] for c in cols}
-    runs = sorted({len(v) for key, res in results.items() if key in pt.rows
-                   for m, v in res.get("runs", {}).items() if m in methods and v})
+    runs = sorted(
+        {
+            len(v)
+            for key, res in results.items()
+            if key in pt.rows
+            for m, v in res.get("runs", {}).items()
+            if m in methods and v
+        }
+    )
     # metrics with per-evaluation lists (Sinkhorn) pool every evaluation of every run
-    pooled = sorted({r["ours_runs"] for r in records if r["ours_runs"] and any(
-        f"{r['metric']}_values" in run.get("metrics", {})
-        for run in results.get(r["target"], {}).get("runs", {}).get(r["method"], []))})
+    pooled = sorted(
+        {
+            r["ours_runs"]
+            for r in records
+            if r["ours_runs"]
+            and any(
+                f"{r['metric']}_values" in run.get("metrics", {})
+                for run in results.get(r["target"], {}).get("runs", {}).get(r["method"], [])
+            )
+        }
+    )
     over = f"{'/'.join(map(str, runs)) or 'no'} run(s)"
     if pooled:
         over += f" ({'/'.join(map(str, pooled))} evaluations pooled)"
@@ -154,15 +158,34 @@ def build_table(number: int, results: Results, digits: int = 2) -> Table:
             if not quoted:
                 row.append(fmt_pm(mean, std, n, digits))
             row.append(paper_txt)
-            records.append({"table": number, "target": target, "method": method, "metric": metric,
-                            "ours_mean": mean, "ours_std": std, "ours_runs": n,
-                            "paper_mean": pv.mean, "paper_std": pv.std, "quoted": quoted, "note": pv.note})
+            records.append(
+                {
+                    "table": number,
+                    "target": target,
+                    "method": method,
+                    "metric": metric,
+                    "ours_mean": mean,
+                    "ours_std": std,
+                    "ours_runs": n,
+                    "paper_mean": pv.mean,
+                    "paper_std": pv.std,
+                    "quoted": quoted,
+                    "note": pv.note,
+                }
+            )
         rows.append(row)
-    notes = sorted({f"{PV.TARGETS[t]}, {PV.METHODS[m]}: {pv.note}" for (t, m, _), pv in pt.cells.items()
-                    if pv.note and pv.reported and not pv.note.startswith("no std")})
+    notes = sorted(
+        {
+            f"{PV.TARGETS[t]}, {PV.METHODS[m]}: {pv.note}"
+            for (t, m, _), pv in pt.cells.items()
+            if pv.note and pv.reported and not pv.note.startswith("no std")
+        }
+    )
     footer = [f"* {n}" for n in notes]
-    caption = (f"{pt.caption} Ours: mean ± std over {_runs_caption(pt, results, cols, records)} "
-               f"(profile {_profiles(results)}); paper: the published value.")
+    caption = (
+        f"{pt.caption} Ours: mean ± std over {_runs_caption(pt, results, cols, records)} "
+        f"(profile {_profiles(results)}); paper: the published value."
+    )
     return Table(f"table{number}", f"Table {number}: {pt.title}", caption, groups, sub, labels, rows, records, footer)
 
 
@@ -207,8 +230,10 @@ def _protocol_notes(results: Results) -> list[str]:
             parts.append("each CNF step starts from the previous step's trained field (paper: from zero)")
         if cfg.get("scale_search"):
             grid = "/".join(_num(float(v)) for v in cfg["scale_search"])
-            parts.append(f"each trained field scaled by the multiple in {grid} with the lowest JKO objective "
-                         f"on {_num(cfg.get('validation_size'))} fresh samples")
+            parts.append(
+                f"each trained field scaled by the multiple in {grid} with the lowest JKO objective "
+                f"on {_num(cfg.get('validation_size'))} fresh samples"
+            )
         if parts:
             notes.append(f"Ours, {PV.TARGETS[target]}: " + "; ".join(parts) + ".")
     return notes
@@ -236,20 +261,31 @@ def _table6_row(target: str, paper: dict[str, Any], res: dict[str, Any]) -> tupl
     sm, _, _ = mean_std([r["sample_seconds"] for r in runs])
     n_s = sorted({int(r["n_samples"]) for r in runs})
     row += [f"{tr:.3g}" if tr is not None else "-", _num(paper["train_minutes"])]
-    row += [f"{sm:.3g} (N={'/'.join(map(str, n_s))})" if sm is not None else "-",
-            f"{_num(paper['sample_seconds'])} (N=50000)"]
-    records.append({"table": 6, "target": target, "row": "train_minutes", "ours": tr,
-                    "paper": paper["train_minutes"]})
-    records.append({"table": 6, "target": target, "row": "sample_seconds", "ours": sm,
-                    "paper": paper["sample_seconds"], "ours_n_samples": n_s[0] if n_s else None})
+    row += [
+        f"{sm:.3g} (N={'/'.join(map(str, n_s))})" if sm is not None else "-",
+        f"{_num(paper['sample_seconds'])} (N=50000)",
+    ]
+    records.append({"table": 6, "target": target, "row": "train_minutes", "ours": tr, "paper": paper["train_minutes"]})
+    records.append(
+        {
+            "table": 6,
+            "target": target,
+            "row": "sample_seconds",
+            "ours": sm,
+            "paper": paper["sample_seconds"],
+            "ours_n_samples": n_s[0] if n_s else None,
+        }
+    )
     return row, records
 
 
 def _machine(res: dict[str, Any]) -> str:
     """One line describing the machine a target's results were measured on."""
     m = res.get("machine", {})
-    return (f"{m.get('device', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
-            f"{m.get('torch_threads', '?')} torch threads; {m.get('platform', '?')}; torch {m.get('torch', '?')})")
+    return (
+        f"{m.get('device', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
+        f"{m.get('torch_threads', '?')} torch threads; {m.get('platform', '?')}; torch {m.get('torch', '?')})"
+    )
 
 
 def build_table6(results: Results) -> Table:
@@ -261,8 +297,11 @@ def build_table6(results: Results) -> Table:
     Returns:
         The :class:`Table`.
     """
-    groups = [("Dimension", 1)] + [(PV.TABLE6_ROWS[p], 2) for p, _ in _TABLE6_PARAMS] + [
-        ("Iterations per CNF step", 2), ("Training time (min)", 2), ("Sampling time (s)", 2)]
+    groups = (
+        [("Dimension", 1)]
+        + [(PV.TABLE6_ROWS[p], 2) for p, _ in _TABLE6_PARAMS]
+        + [("Iterations per CNF step", 2), ("Training time (min)", 2), ("Sampling time (s)", 2)]
+    )
     sub = ["d"] + ["ours", "paper"] * (len(_TABLE6_PARAMS) + 3)
     rows, labels, records = [], [], []
     machines: set[str] = set()
@@ -276,126 +315,28 @@ def build_table6(results: Results) -> Table:
             machines.add(_machine(res))
     footer = [f"Ours measured on: {m}" for m in sorted(machines)] or ["Ours: no JKO-IC runs found."]
     footer += _protocol_notes(results)
-    footer.append(f"Paper measured on {PV.TABLE6_MACHINE}; GPU memory (paper): "
-                  + ", ".join(f"{PV.TARGETS[t]} {v['gpu_memory_gb']} GB" for t, v in PV.TABLE6.items()) + ".")
+    footer.append(
+        f"Paper measured on {PV.TABLE6_MACHINE}; GPU memory (paper): "
+        + ", ".join(f"{PV.TARGETS[t]} {v['gpu_memory_gb']} GB" for t, v in PV.TABLE6.items())
+        + "."
+    )
     footer += [f"* {PV.TARGETS[t]}, {PV.TABLE6_ROWS[r]}: {n}" for (t, r), n in PV.TABLE6_NOTES.items()]
-    caption = ("Parameters, training and sampling times of neural JKO IC. Ours: the settings used by this run "
-               f"(profile {_profiles(results)}) and the mean time over runs; paper: Table 6.")
-    return Table("table6", "Table 6: Parameters, training and sampling times", caption, groups, sub, labels, rows,
-                 records, footer, stub="Target")
-
-
-def header_cells(table: Table) -> list[str]:
-    """Flat column headings.
-
-    Args:
-        table: the table.
-
-    Returns:
-        One heading per data column (``"Neural JKO IC: ours"``, ``"DDS (paper, quoted)"``).
-    """
-    out, i = [], 0
-    for label, span in table.groups:
-        for k in range(span):
-            sublabel = table.subheader[i + k]
-            if span > 1:
-                out.append(f"{label}: {sublabel}")
-            elif sublabel == "paper":
-                out.append(label.replace(" (quoted)", "") + (" (paper, quoted)" if "(quoted)" in label else " (paper)"))
-            else:
-                out.append(label)
-        i += span
-    return out
-
-
-def to_markdown(table: Table) -> str:
-    """Render a table as Markdown.
-
-    Args:
-        table: the table.
-
-    Returns:
-        A heading, the caption, a pipe table and the footer.
-    """
-    head = [table.stub] + header_cells(table)
-    lines = [f"### {table.title}", "", table.caption, "",
-             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for label, row in zip(table.row_labels, table.rows):
-        lines.append("| " + " | ".join([label] + [c.replace("|", "\\|") for c in row]) + " |")
-    if table.footer:
-        lines += [""] + [f"{f}  " for f in table.footer]
-    return "\n".join(lines) + "\n"
-
-
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                "~": r"\textasciitilde{}", "^": r"\^{}", "$": r"\$", "±": r"$\pm$"}
-
-
-def _tex(s: str) -> str:
-    """``s`` with LaTeX's special characters escaped."""
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in s)
-
-
-def to_latex(table: Table) -> str:
-    """Render a table as LaTeX.
-
-    Args:
-        table: the table.
-
-    Returns:
-        A ``table`` environment with booktabs rules and the grouped header.
-    """
-    ncol = len(table.subheader)
-    lines = [r"\begin{table}[t]", r"\centering", r"\scriptsize",
-             rf"\caption{{{_tex(table.title)}. {_tex(table.caption)}}}",
-             r"\begin{tabular}{l" + "c" * ncol + "}", r"\toprule"]
-    lines.append(_tex(table.stub) + " & " + " & ".join(
-        rf"\multicolumn{{{span}}}{{c}}{{{_tex(label)}}}" for label, span in table.groups) + r" \\")
-    lines.append(" & " + " & ".join(_tex(s) for s in table.subheader) + r" \\")
-    lines.append(r"\midrule")
-    for label, row in zip(table.row_labels, table.rows):
-        lines.append(_tex(label) + " & " + " & ".join(_tex(c) for c in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if table.footer:
-        lines.append(r"\par\smallskip\raggedright " + r"\\ ".join(_tex(f) for f in table.footer))
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(table: Table) -> str:
-    """Render a table's records as CSV.
-
-    Args:
-        table: the table.
-
-    Returns:
-        CSV text: the union of the records' keys as columns, None as an empty cell.
-    """
-    keys: list[str] = []
-    for r in table.records:
-        keys += [k for k in r if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    for r in table.records:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
-    return buf.getvalue()
-
-
-def write_table(table: Table, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``<out_dir>/<name>.md``, ``.tex`` and ``.csv``, each atomically.
-
-    Args:
-        table: the table.
-        out_dir: the folder (relative to the repository root or absolute).
-
-    Returns:
-        The three paths.
-    """
-    d = resolve_path(out_dir)
-    return [write_text(d / f"{table.name}.md", to_markdown(table)),
-            write_text(d / f"{table.name}.tex", to_latex(table)),
-            write_text(d / f"{table.name}.csv", to_csv(table))]
+    caption = (
+        "Parameters, training and sampling times of neural JKO IC. Ours: the settings used by this run "
+        f"(profile {_profiles(results)}) and the mean time over runs; paper: Table 6."
+    )
+    return Table(
+        "table6",
+        "Table 6: Parameters, training and sampling times",
+        caption,
+        groups,
+        sub,
+        labels,
+        rows,
+        records,
+        footer,
+        stub="Target",
+    )
 
 
 def write_all_tables(results: Results, out_dir: str | os.PathLike[str]) -> dict[str, Table]:
@@ -455,18 +396,26 @@ def headline(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
                 if row["method"] == "sampling_error" and number == 1:
                     ref[row["target"]] = fmt(_csv_number(row["ours_mean"]))
                 if row["method"] == method:
-                    ours = fmt_pm(_csv_number(row["ours_mean"]), _csv_number(row["ours_std"]),
-                                  int(row["ours_runs"] or 0))
+                    ours = fmt_pm(
+                        _csv_number(row["ours_mean"]), _csv_number(row["ours_std"]), int(row["ours_runs"] or 0)
+                    )
                     paper_ = fmt_pm(_csv_number(row["paper_mean"]), _csv_number(row["paper_std"]))
                     cells.setdefault(row["target"], {})[metric] = (ours, paper_)
-    head = ("| target | energy: ours | energy: paper | (our sampling error) | log Z: ours | log Z: paper "
-            "| W2²: ours | W2²: paper | mode MSE: ours | mode MSE: paper |")
+    head = (
+        "| target | energy: ours | energy: paper | (our sampling error) | log Z: ours | log Z: paper "
+        "| W2²: ours | W2²: paper | mode MSE: ours | mode MSE: paper |"
+    )
     lines = [head, "|" + "---|" * 10]
     for target, c in cells.items():
         if all(ours == "-" for ours, _ in c.values()):
             continue
         (e_ours, e_paper), *rest = (c.get(m, ("-", "-")) for m in _HEADLINE_METRICS)
-        row_cells = [PV.TARGETS.get(target, target), e_ours, e_paper, ref.get(target, "-"),
-                     *(v for p in rest for v in p)]
+        row_cells = [
+            PV.TARGETS.get(target, target),
+            e_ours,
+            e_paper,
+            ref.get(target, "-"),
+            *(v for p in rest for v in p),
+        ]
         lines.append("| " + " | ".join(row_cells) + " |")
     return "\n".join(lines) + "\n"

@@ -176,7 +176,7 @@ def _grid(
     for target, row in data.items():
         if len(row) != len(columns):
             raise AssertionError(f"Table {number}, row {target}: {len(row)} cells for {len(columns)} columns")
-        for method, entry in zip(columns, row):
+        for method, entry in zip(columns, row, strict=False):
             note = notes.get((target, method), "")
             if entry is None:
                 cells[(target, method, metric)] = _v(None, None, method=method, note=note or "not reported")
@@ -193,24 +193,87 @@ _ROWS_T1 = ("mustache", "8modes", "8peaky", "funnel") + _GMM
 # ----------------------------------------------------------------------------- Table 1
 _T1_COLS = ("mala", "hmc", "dds", "craft", "neural_jko", "jkoic", "sampling_error")
 _T1 = {
-    "mustache": ((4.6e-2, 1.6e-3), (1.7e-3, 4.3e-4), (6.9e-2, 1.8e-3), (9.2e-2, 9.9e-3), (1.8e-2, 2.0e-3),
-                 (2.9e-3, 4.4e-4), 8.6e-5),
-    "8modes": ((5.3e-3, 4.9e-4), (4.1e-5, 3.3e-5), (1.2e-2, 4.1e-3), (5.2e-2, 1.1e-2), (1.3e-1, 3.8e-3),
-               (1.2e-5, 5.1e-6), 2.6e-5),
-    "8peaky": ((1.3e-1, 3.2e-3), (1.2e-1, 2.4e-3), (1.1e-2, 3.4e-3), (5.2e-2, 2.2e-2), (1.3e-1, 2.2e-3),
-               (3.4e-5, 8.2e-6), 2.4e-5),
-    "funnel": ((1.2e-1, 3.1e-3), (3.1e-3, 3.2e-4), (2.6e-1, 2.6e-2), (7.4e-2, 2.8e-3), (4.6e-2, 1.6e-3),
-               (1.4e-2, 8.2e-4), 3.4e-4),
-    "gmm10": ((1.2e-2, 5.5e-3), (1.2e-2, 5.2e-3), (3.7e-3, 1.6e-3), (1.8e-1, 6.6e-2), (1.1e-2, 5.6e-3),
-              (5.3e-5, 1.7e-5), 4.6e-5),
-    "gmm20": ((9.1e-3, 2.8e-3), (9.1e-3, 2.7e-3), (5.0e-3, 1.5e-3), (5.4e-1, 1.4e-1), (1.0e-2, 2.8e-3),
-              (1.1e-4, 3.4e-5), 6.4e-5),
-    "gmm50": ((2.4e-2, 7.5e-3), (2.4e-2, 7.5e-3), (2.3e-2, 1.1e-2), (1.8e0, 1.7e-1), (2.7e-2, 7.8e-3),
-              (1.0e-4, 4.6e-5), 1.1e-4),
-    "gmm100": ((3.6e-2, 1.6e-2), (3.7e-2, 1.7e-2), (3.9e-2, 2.1e-2), (2.8e1, 1.0e-1), (4.7e-2, 2.2e-2),
-               (6.0e-4, 3.4e-4), 1.5e-4),
-    "gmm200": ((6.4e-2, 2.1e-2), (6.6e-2, 1.9e-2), (9.8e-2, 3.1e-2), (3.9e0, 1.6e-1), (8.9e-2, 2.7e-2),
-               (3.3e-3, 1.9e-3), 2.0e-4),
+    "mustache": (
+        (4.6e-2, 1.6e-3),
+        (1.7e-3, 4.3e-4),
+        (6.9e-2, 1.8e-3),
+        (9.2e-2, 9.9e-3),
+        (1.8e-2, 2.0e-3),
+        (2.9e-3, 4.4e-4),
+        8.6e-5,
+    ),
+    "8modes": (
+        (5.3e-3, 4.9e-4),
+        (4.1e-5, 3.3e-5),
+        (1.2e-2, 4.1e-3),
+        (5.2e-2, 1.1e-2),
+        (1.3e-1, 3.8e-3),
+        (1.2e-5, 5.1e-6),
+        2.6e-5,
+    ),
+    "8peaky": (
+        (1.3e-1, 3.2e-3),
+        (1.2e-1, 2.4e-3),
+        (1.1e-2, 3.4e-3),
+        (5.2e-2, 2.2e-2),
+        (1.3e-1, 2.2e-3),
+        (3.4e-5, 8.2e-6),
+        2.4e-5,
+    ),
+    "funnel": (
+        (1.2e-1, 3.1e-3),
+        (3.1e-3, 3.2e-4),
+        (2.6e-1, 2.6e-2),
+        (7.4e-2, 2.8e-3),
+        (4.6e-2, 1.6e-3),
+        (1.4e-2, 8.2e-4),
+        3.4e-4,
+    ),
+    "gmm10": (
+        (1.2e-2, 5.5e-3),
+        (1.2e-2, 5.2e-3),
+        (3.7e-3, 1.6e-3),
+        (1.8e-1, 6.6e-2),
+        (1.1e-2, 5.6e-3),
+        (5.3e-5, 1.7e-5),
+        4.6e-5,
+    ),
+    "gmm20": (
+        (9.1e-3, 2.8e-3),
+        (9.1e-3, 2.7e-3),
+        (5.0e-3, 1.5e-3),
+        (5.4e-1, 1.4e-1),
+        (1.0e-2, 2.8e-3),
+        (1.1e-4, 3.4e-5),
+        6.4e-5,
+    ),
+    "gmm50": (
+        (2.4e-2, 7.5e-3),
+        (2.4e-2, 7.5e-3),
+        (2.3e-2, 1.1e-2),
+        (1.8e0, 1.7e-1),
+        (2.7e-2, 7.8e-3),
+        (1.0e-4, 4.6e-5),
+        1.1e-4,
+    ),
+    "gmm100": (
+        (3.6e-2, 1.6e-2),
+        (3.7e-2, 1.7e-2),
+        (3.9e-2, 2.1e-2),
+        (2.8e1, 1.0e-1),
+        (4.7e-2, 2.2e-2),
+        (6.0e-4, 3.4e-4),
+        1.5e-4,
+    ),
+    "gmm200": (
+        (6.4e-2, 2.1e-2),
+        (6.6e-2, 1.9e-2),
+        (9.8e-2, 3.1e-2),
+        (3.9e0, 1.6e-1),
+        (8.9e-2, 2.7e-2),
+        (3.3e-3, 1.9e-3),
+        2.0e-4,
+    ),
 }
 _T1_NOTES = {
     ("gmm100", "craft"): "as printed (2.8e+1); between the GMM-50 (1.8) and GMM-200 (3.9) values, 2.8e0 may be meant",
@@ -233,7 +296,7 @@ _T2 = {
 }
 _T2_NOTES = {
     ("mustache", "jkoic"): "the extracted Table 2 shows 7.3e-3 without a sign; Table 7 gives -7.3e-3 "
-                           "(Table 2 marks positive values with '+')",
+    "(Table 2 marks positive values with '+')",
     ("lgcp", "dds"): "from Vargas et al. (2023a), as stated in the paper",
     ("lgcp", "ground_truth"): "not available (no exact log Z for LGCP)",
     ("gmm200", "ground_truth"): "log Z = 0; the extracted table's second ground-truth cell reads 'not available'",
@@ -242,57 +305,146 @@ _T2_NOTES = {
 # ----------------------------------------------------------------------------- Table 3
 _T3_COLS = _T1_COLS
 _T3 = {
-    "mustache": ((4.7e1, 1.3e1), (2.8e1, 4.2e0), (5.2e1, 2.0e0), (5.4e1, 1.2e-1), (3.0e1, 1.3e-1),
-                 (1.7e1, 6.0e0), 1.2e1),
-    "8modes": ((5.5e-2, 6.9e-3), (4.7e-3, 3.6e-3), (8.7e-2, 3.1e-2), (2.4e-1, 2.4e-3), (5.6e-1, 1.6e-2),
-               (6.5e-3, 2.1e-3), 7.4e-3),
-    "8peaky": ((5.8e-2, 2.4e-2), (5.6e-1, 1.4e-2), (1.0e-1, 2.5e-2), (2.5e-1, 1.1e-1), (5.9e-1, 1.7e-2),
-               (7.2e-3, 1.3e-3), 5.6e-3),
-    "funnel": ((5.5e2, 1.2e2), (7.4e2, 5.6e2), (5.3e2, 7.5e1), (7.9e2, 4.4e2), (9.4e2, 9.3e1),
-               (8.5e2, 3.9e2), 1.0e3),
-    "gmm10": ((3.8e0, 4.2e-1), (3.8e0, 3.9e-1), (3.8e-1, 1.1e-1), (2.4e0, 1.0e0), (6.3e-1, 1.4e-1),
-              (1.4e-1, 2.3e-2), 1.4e-1),
-    "gmm20": ((8.9e0, 4.0e-1), (9.0e0, 3.9e-1), (8.8e-1, 1.0e-1), (7.9e0, 1.5e0), (1.2e0, 2.0e-1),
-              (3.7e-1, 5.0e-2), 3.7e-1),
-    "gmm50": ((2.7e1, 1.0e0), (2.7e1, 9.8e-1), (3.6e0, 8.9e-1), (2.6e1, 2.6e0), (4.4e0, 7.9e-1),
-              (1.2e0, 1.3e-1), 1.2e0),
-    "gmm100": ((5.7e1, 1.2e0), (5.7e1, 1.3e0), (9.9e0, 2.9e0), (5.6e1, 1.1e0), (1.1e1, 2.7e0),
-               (2.9e0, 4.7e-1), 2.8e0),
-    "gmm200": ((1.2e2, 2.8e0), (1.2e2, 2.8e0), (2.4e1, 4.0e1), (1.1e2, 3.0e0), (2.4e1, 3.9e0),
-               (7.8e0, 6.9e-1), 5.9e0),
+    "mustache": (
+        (4.7e1, 1.3e1),
+        (2.8e1, 4.2e0),
+        (5.2e1, 2.0e0),
+        (5.4e1, 1.2e-1),
+        (3.0e1, 1.3e-1),
+        (1.7e1, 6.0e0),
+        1.2e1,
+    ),
+    "8modes": (
+        (5.5e-2, 6.9e-3),
+        (4.7e-3, 3.6e-3),
+        (8.7e-2, 3.1e-2),
+        (2.4e-1, 2.4e-3),
+        (5.6e-1, 1.6e-2),
+        (6.5e-3, 2.1e-3),
+        7.4e-3,
+    ),
+    "8peaky": (
+        (5.8e-2, 2.4e-2),
+        (5.6e-1, 1.4e-2),
+        (1.0e-1, 2.5e-2),
+        (2.5e-1, 1.1e-1),
+        (5.9e-1, 1.7e-2),
+        (7.2e-3, 1.3e-3),
+        5.6e-3,
+    ),
+    "funnel": ((5.5e2, 1.2e2), (7.4e2, 5.6e2), (5.3e2, 7.5e1), (7.9e2, 4.4e2), (9.4e2, 9.3e1), (8.5e2, 3.9e2), 1.0e3),
+    "gmm10": (
+        (3.8e0, 4.2e-1),
+        (3.8e0, 3.9e-1),
+        (3.8e-1, 1.1e-1),
+        (2.4e0, 1.0e0),
+        (6.3e-1, 1.4e-1),
+        (1.4e-1, 2.3e-2),
+        1.4e-1,
+    ),
+    "gmm20": (
+        (8.9e0, 4.0e-1),
+        (9.0e0, 3.9e-1),
+        (8.8e-1, 1.0e-1),
+        (7.9e0, 1.5e0),
+        (1.2e0, 2.0e-1),
+        (3.7e-1, 5.0e-2),
+        3.7e-1,
+    ),
+    "gmm50": (
+        (2.7e1, 1.0e0),
+        (2.7e1, 9.8e-1),
+        (3.6e0, 8.9e-1),
+        (2.6e1, 2.6e0),
+        (4.4e0, 7.9e-1),
+        (1.2e0, 1.3e-1),
+        1.2e0,
+    ),
+    "gmm100": ((5.7e1, 1.2e0), (5.7e1, 1.3e0), (9.9e0, 2.9e0), (5.6e1, 1.1e0), (1.1e1, 2.7e0), (2.9e0, 4.7e-1), 2.8e0),
+    "gmm200": ((1.2e2, 2.8e0), (1.2e2, 2.8e0), (2.4e1, 4.0e1), (1.1e2, 3.0e0), (2.4e1, 3.9e0), (7.8e0, 6.9e-1), 5.9e0),
 }
-_MUSTACHE_W2 = ("the extracted text prints the Mustache means of Table 3 as x 10^-1; the exponent +1 is restored "
-                "from Table 7 (neural JKO IC: 1.7e+1) and the sampling error (1.2e+1); the std is as printed")
+_MUSTACHE_W2 = (
+    "the extracted text prints the Mustache means of Table 3 as x 10^-1; the exponent +1 is restored "
+    "from Table 7 (neural JKO IC: 1.7e+1) and the sampling error (1.2e+1); the std is as printed"
+)
 _T3_NOTES = {("mustache", m): _MUSTACHE_W2 for m in ("mala", "hmc", "dds", "craft", "neural_jko", "jkoic")}
 
 # ----------------------------------------------------------------------------- Table 4
 _T4_COLS = ("mala", "hmc", "dds", "craft", "neural_jko", "jkoic")
 _T4_ROWS = ("8modes", "8peaky") + _GMM
 _T4 = {
-    "8modes": ((3.2e-3, 1.3e-4), (1.9e-5, 1.1e-5), (8.8e-3, 2.2e-3), (3.2e-2, 6.1e-3), (8.3e-2, 1.0e-3),
-               (1.3e-5, 4.4e-6)),
-    "8peaky": ((8.3e-2, 3.7e-4), (7.8e-2, 9.9e-4), (7.9e-3, 2.2e-3), (3.3e-2, 1.3e-2), (8.4e-2, 6.7e-4),
-               (1.5e-5, 3.2e-6)),
-    "gmm10": ((1.2e-2, 5.5e-3), (1.0e-2, 5.8e-3), (3.6e-3, 1.9e-3), (1.4e-1, 4.7e-2), (1.1e-2, 5.6e-3),
-              (2.1e-5, 3.0e-6)),
-    "gmm20": ((6.6e-3, 2.2e-3), (6.6e-3, 2.4e-3), (3.6e-3, 1.5e-3), (3.8e-1, 3.9e-2), (7.3e-3, 2.8e-3),
-              (2.4e-5, 9.8e-6)),
-    "gmm50": ((1.0e-2, 3.8e-3), (9.8e-3, 3.6e-3), (9.6e-3, 4.9e-3), (9.0e-1, 6.4e-5), (1.2e-2, 4.4e-3),
-              (2.6e-5, 6.0e-6)),
-    "gmm100": ((1.1e-2, 5.4e-3), (1.1e-2, 5.4e-3), (1.1e-2, 5.8e-3), (9.0e-1, 4.8e-8), (1.4e-2, 7.0e-3),
-               (1.5e-4, 8.5e-5)),
-    "gmm200": ((1.4e-2, 5.1e-3), (1.4e-2, 4.6e-3), (2.2e-2, 8.6e-3), (9.0e-1, 5.8e-8), (1.9e-2, 6.3e-3),
-               (6.8e-4, 4.0e-4)),
+    "8modes": (
+        (3.2e-3, 1.3e-4),
+        (1.9e-5, 1.1e-5),
+        (8.8e-3, 2.2e-3),
+        (3.2e-2, 6.1e-3),
+        (8.3e-2, 1.0e-3),
+        (1.3e-5, 4.4e-6),
+    ),
+    "8peaky": (
+        (8.3e-2, 3.7e-4),
+        (7.8e-2, 9.9e-4),
+        (7.9e-3, 2.2e-3),
+        (3.3e-2, 1.3e-2),
+        (8.4e-2, 6.7e-4),
+        (1.5e-5, 3.2e-6),
+    ),
+    "gmm10": (
+        (1.2e-2, 5.5e-3),
+        (1.0e-2, 5.8e-3),
+        (3.6e-3, 1.9e-3),
+        (1.4e-1, 4.7e-2),
+        (1.1e-2, 5.6e-3),
+        (2.1e-5, 3.0e-6),
+    ),
+    "gmm20": (
+        (6.6e-3, 2.2e-3),
+        (6.6e-3, 2.4e-3),
+        (3.6e-3, 1.5e-3),
+        (3.8e-1, 3.9e-2),
+        (7.3e-3, 2.8e-3),
+        (2.4e-5, 9.8e-6),
+    ),
+    "gmm50": (
+        (1.0e-2, 3.8e-3),
+        (9.8e-3, 3.6e-3),
+        (9.6e-3, 4.9e-3),
+        (9.0e-1, 6.4e-5),
+        (1.2e-2, 4.4e-3),
+        (2.6e-5, 6.0e-6),
+    ),
+    "gmm100": (
+        (1.1e-2, 5.4e-3),
+        (1.1e-2, 5.4e-3),
+        (1.1e-2, 5.8e-3),
+        (9.0e-1, 4.8e-8),
+        (1.4e-2, 7.0e-3),
+        (1.5e-4, 8.5e-5),
+    ),
+    "gmm200": (
+        (1.4e-2, 5.1e-3),
+        (1.4e-2, 4.6e-3),
+        (2.2e-2, 8.6e-3),
+        (9.0e-1, 5.8e-8),
+        (1.9e-2, 6.3e-3),
+        (6.8e-4, 4.0e-4),
+    ),
 }
 
 # ----------------------------------------------------------------------------- Table 5
 _T5_COLS = ("smc", "dds", "craft", "pis", "cmcd_lv", "scld", "jkoic")
 _T5 = {
-    "gmm40": ((46370.34, 137.79), (5435.18, 172.20), (28960.70, 354.89), (10405.75, 69.41), (4258.57, 737.15),
-              (3787.73, 249.75), (3025.61, 418.10)),
+    "gmm40": (
+        (46370.34, 137.79),
+        (5435.18, 172.20),
+        (28960.70, 354.89),
+        (10405.75, 69.41),
+        (4258.57, 737.15),
+        (3787.73, 249.75),
+        (3025.61, 418.10),
+    ),
 }
-_T5_NOTES = {(
-    "gmm40", m): "from Chen et al. (2025), Table 3, as quoted by the paper" for m in _T5_COLS if m != "jkoic"}
+_T5_NOTES = {("gmm40", m): "from Chen et al. (2025), Table 3, as quoted by the paper" for m in _T5_COLS if m != "jkoic"}
 
 # ----------------------------------------------------------------------------- Table 7
 _T7_ROWS = ("mustache", "8modes", "8peaky", "funnel", "gmm10", "gmm20")
@@ -311,42 +463,72 @@ def _table7_cells() -> dict[tuple[str, str, str], PaperValue]:
     """The cells of Table 7 (three metrics per method, no std)."""
     cells: dict[tuple[str, str, str], PaperValue] = {}
     for target, groups in _T7.items():
-        for metric, row in zip(("energy", "log_z", "w2"), groups):
-            for method, mean in zip(_T7_COLS, row):
+        for metric, row in zip(("energy", "log_z", "w2"), groups, strict=False):
+            for method, mean in zip(_T7_COLS, row, strict=False):
                 cells[(target, method, metric)] = _v(mean, None, method=method, note="no std reported in Table 7")
     return cells
 
 
 TABLES: dict[int, PaperTable] = {
     1: PaperTable(
-        1, "Energy distance",
+        1,
+        "Energy distance",
         "Energy distance between 50000 generated and 50000 ground-truth samples, mean +- std over 5 runs. "
         "Sampling error: the same metric between two independent ground-truth sets. Smaller is better.",
-        _ROWS_T1, _T1_COLS, ("energy",), _grid(1, "energy", _T1_COLS, _T1, _T1_NOTES)),
+        _ROWS_T1,
+        _T1_COLS,
+        ("energy",),
+        _grid(1, "energy", _T1_COLS, _T1, _T1_NOTES),
+    ),
     2: PaperTable(
-        2, "Estimated log(Z)",
+        2,
+        "Estimated log(Z)",
         "log(Z) estimate mean(log g - log p) over 50000 samples, mean +- std over 5 runs. Higher is better.",
-        _T2_ROWS, _T2_COLS, ("log_z",), _grid(2, "log_z", _T2_COLS, _T2, _T2_NOTES), better="higher"),
+        _T2_ROWS,
+        _T2_COLS,
+        ("log_z",),
+        _grid(2, "log_z", _T2_COLS, _T2, _T2_NOTES),
+        better="higher",
+    ),
     3: PaperTable(
-        3, "Squared Wasserstein-2 distance",
+        3,
+        "Squared Wasserstein-2 distance",
         "Squared empirical W2 between 5000 generated and 5000 ground-truth samples, mean +- std over 5 runs. "
         "Smaller is better.",
-        _ROWS_T1, _T3_COLS, ("w2",), _grid(3, "w2", _T3_COLS, _T3, _T3_NOTES)),
+        _ROWS_T1,
+        _T3_COLS,
+        ("w2",),
+        _grid(3, "w2", _T3_COLS, _T3, _T3_NOTES),
+    ),
     4: PaperTable(
-        4, "Mode MSE",
-        "Squared error of the mode weights (nearest mean, 50000 samples), mean +- std over 5 runs. "
-        "Smaller is better.",
-        _T4_ROWS, _T4_COLS, ("mode_mse",), _grid(4, "mode_mse", _T4_COLS, _T4)),
+        4,
+        "Mode MSE",
+        "Squared error of the mode weights (nearest mean, 50000 samples), mean +- std over 5 runs. Smaller is better.",
+        _T4_ROWS,
+        _T4_COLS,
+        ("mode_mse",),
+        _grid(4, "mode_mse", _T4_COLS, _T4),
+    ),
     5: PaperTable(
-        5, "Sinkhorn distance on GMM40-50D",
+        5,
+        "Sinkhorn distance on GMM40-50D",
         "Sinkhorn divergence (eps = 1e-3) of 2000 vs 2000 samples, 5 runs x 25 evaluations. Comparison values "
         "from Chen et al. (2025). Smaller is better.",
-        ("gmm40",), _T5_COLS, ("sinkhorn",), _grid(5, "sinkhorn", _T5_COLS, _T5, _T5_NOTES)),
+        ("gmm40",),
+        _T5_COLS,
+        ("sinkhorn",),
+        _grid(5, "sinkhorn", _T5_COLS, _T5, _T5_NOTES),
+    ),
     7: PaperTable(
-        7, "Reverse-KL normalizing flows vs neural JKO IC",
+        7,
+        "Reverse-KL normalizing flows vs neural JKO IC",
         "Energy distance (smaller is better), log(Z) estimate (larger is better) and squared W2 (smaller is better) "
         "of a continuous NF and a coupling NF trained with the reverse KL, and of neural JKO IC.",
-        _T7_ROWS, _T7_COLS, ("energy", "log_z", "w2"), _table7_cells()),
+        _T7_ROWS,
+        _T7_COLS,
+        ("energy", "log_z", "w2"),
+        _table7_cells(),
+    ),
 }
 
 # ----------------------------------------------------------------------------- Table 6

@@ -22,12 +22,33 @@ REFERENCE = Path(__file__).parent / "data" / "regression_reference.npz"
 
 def config() -> jkoic.Config:
     return jkoic.Config(
-        n_flow_steps=1, n_blocks=2, rejections_per_block=2, tau0=0.05, tau_base=4.0, hidden=16,
-        n_iters=15, batch_size=128, dataset_size=1000, solver="rk4", train_steps=2, adjoint=False,
-        lr=1e-2, warm_start=True, late_tau=0.5, late_n_iters=10, late_batch_size=256, late_lr=5e-3,
-        scale_search=[0.0, 0.5, 1.0], validation_size=300, sample_steps_tol=1e-3, alpha_samples=2000,
-        exact_trace_eval_max_dim=10, gradient_flow_time=0.05, gradient_flow_steps=3,
-        latent_mode_steps=5, latent_mode_lr=0.01,
+        n_flow_steps=1,
+        n_blocks=2,
+        rejections_per_block=2,
+        tau0=0.05,
+        tau_base=4.0,
+        hidden=16,
+        n_iters=15,
+        batch_size=128,
+        dataset_size=1000,
+        solver="rk4",
+        train_steps=2,
+        adjoint=False,
+        lr=1e-2,
+        warm_start=True,
+        late_tau=0.5,
+        late_n_iters=10,
+        late_batch_size=256,
+        late_lr=5e-3,
+        scale_search=[0.0, 0.5, 1.0],
+        validation_size=300,
+        sample_steps_tol=1e-3,
+        alpha_samples=2000,
+        exact_trace_eval_max_dim=10,
+        gradient_flow_time=0.05,
+        gradient_flow_steps=3,
+        latent_mode_steps=5,
+        latent_mode_lr=0.01,
     )
 
 
@@ -41,7 +62,9 @@ def outputs() -> dict[str, np.ndarray]:
     pts = torch.cartesian_prod(grid, grid)
     lz = model.log_z(600, seed=6)
     return {
-        "x": x.numpy(), "log_p": log_p.numpy(), "log_g": log_g.numpy(),
+        "x": x.numpy(),
+        "log_p": log_p.numpy(),
+        "log_g": log_g.numpy(),
         "log_prob": model.log_prob(pts, seed=4).numpy(),
         "log_z": np.array([lz["elbo"], lz["importance"], lz["ess"]]),
         "latent_mean": model.latent_mean.numpy(),

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted((ROOT / "jkoic").glob("*.py"))
 #: modules past the size limit, each with its reason
-LARGE = {}
+LARGE = {"values.py": "the paper's published tables transcribed as data, with a note per corrected cell"}
 LIMIT = 520
 
 
@@ -33,8 +33,9 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 def test_core_never_imports_the_evaluation_code_or_the_reproduction():
     for path in CORE:
         for name, _ in _imports(path):
-            assert not name.startswith(("jkoic.bench.metrics", "jkoic.bench.baselines", "jkoic.bench.data",
-                                        "reproduce")), f"{path.name} imports {name}"
+            assert not name.startswith(
+                ("jkoic.bench.metrics", "jkoic.bench.baselines", "jkoic.bench.data", "reproduce")
+            ), f"{path.name} imports {name}"
 
 
 def test_core_reaches_the_zoo_only_for_target_names_and_only_on_demand():

@@ -91,8 +91,7 @@ def test_recovers_gaussian_moments(sampler, kwargs) -> None:
 
 def test_mala_default_float32_on_device(device: torch.device) -> None:
     target = Gaussian2D()
-    res = mala(target, 2000, 300, 0.2, warmup=(20, 20), generator=_gen(1, device),
-               progress=False, device=device)
+    res = mala(target, 2000, 300, 0.2, warmup=(20, 20), generator=_gen(1, device), progress=False, device=device)
     assert res.samples.dtype == torch.float32 and res.samples.device.type == device.type
     assert_moments(res.samples, target)
 
@@ -106,8 +105,19 @@ def test_acceptance_decreases_with_step(sampler, steps, extra) -> None:
     target = Gaussian2D()
     x0 = target.sample(1000, _gen(2))
     rates = [
-        sampler(target, 1000, 30, s, warmup=(0,), warmup_factors=(1.0,), x0=x0,
-                generator=_gen(3), progress=False, dtype=torch.float64, **extra).acceptance_rate
+        sampler(
+            target,
+            1000,
+            30,
+            s,
+            warmup=(0,),
+            warmup_factors=(1.0,),
+            x0=x0,
+            generator=_gen(3),
+            progress=False,
+            dtype=torch.float64,
+            **extra,
+        ).acceptance_rate
         for s in steps
     ]
     assert rates[0] > rates[1] > rates[2], rates
@@ -125,8 +135,18 @@ def test_exact_start_stays_exact(sampler, step) -> None:
     """Detailed balance sanity: chains started at the target keep its moments."""
     target = Gaussian2D()
     x0 = target.sample(4000, _gen(4))
-    res = sampler(target, 4000, 20, step, warmup=(0,), warmup_factors=(1.0,), x0=x0,
-                  generator=_gen(5), progress=False, dtype=torch.float64)
+    res = sampler(
+        target,
+        4000,
+        20,
+        step,
+        warmup=(0,),
+        warmup_factors=(1.0,),
+        x0=x0,
+        generator=_gen(5),
+        progress=False,
+        dtype=torch.float64,
+    )
     assert res.acceptance_rate > 0.1
     assert (res.samples != x0).any(dim=1).float().mean() > 0.5  # chains actually moved
     assert_moments(res.samples, target)
@@ -137,8 +157,7 @@ def test_reproducible_with_seed(sampler) -> None:
     target = Gaussian2D()
 
     def run(seed: int) -> torch.Tensor:
-        return sampler(target, 50, 20, step_size=0.2, warmup=(5, 5),
-                       generator=_gen(seed), progress=False).samples
+        return sampler(target, 50, 20, step_size=0.2, warmup=(5, 5), generator=_gen(seed), progress=False).samples
 
     assert torch.equal(run(7), run(7))
     assert not torch.equal(run(7), run(8))
@@ -157,8 +176,9 @@ class HalfPlaneGaussian(Gaussian2D):
 def test_nonfinite_proposals_are_rejected(sampler) -> None:
     target = HalfPlaneGaussian()
     x0 = torch.tensor([[0.5, -0.5]]).repeat(500, 1)
-    res = sampler(target, 500, 60, step_size=0.3, warmup=(0,), warmup_factors=(1.0,),
-                  x0=x0, generator=_gen(6), progress=False)
+    res = sampler(
+        target, 500, 60, step_size=0.3, warmup=(0,), warmup_factors=(1.0,), x0=x0, generator=_gen(6), progress=False
+    )
     assert res.n_nonfinite > 0
     assert torch.isfinite(res.samples).all()
     assert (res.samples[:, 0] > 0).all() and (res.samples[:, 1].abs() < 3).all()
@@ -178,8 +198,7 @@ def test_log_density_is_the_duck_type_the_samplers_take() -> None:
 def test_bad_inputs_raise() -> None:
     target = Gaussian2D()
     with pytest.raises(ValueError, match="finite"):
-        mala(target, 3, 10, x0=torch.tensor([[0.0, 0.0], [math.nan, 0.0], [0.0, 1.0]]),
-             warmup=(1, 1), progress=False)
+        mala(target, 3, 10, x0=torch.tensor([[0.0, 0.0], [math.nan, 0.0], [0.0, 1.0]]), warmup=(1, 1), progress=False)
     with pytest.raises(ValueError, match=r"shape \(n_chains, target.dim\)"):
         hmc(target, 3, 10, 0.1, x0=torch.zeros(3, 5), warmup=(1, 1), progress=False)
 
@@ -274,8 +293,7 @@ def test_reverse_kl_training_fits_gaussian() -> None:
     torch.manual_seed(0)
     target = Gaussian2D(mean=[1.0, -1.0], cov=[[1.0, 0.5], [0.5, 0.8]], log_z=1.5)
     flow = CouplingFlow(2, 16)
-    losses = train_reverse_kl(flow, target, n_iters=200, batch_size=128, lr=5e-3,
-                              generator=_gen(0), progress=False)
+    losses = train_reverse_kl(flow, target, n_iters=200, batch_size=128, lr=5e-3, generator=_gen(0), progress=False)
     assert len(losses) == 200 and all(math.isfinite(v) for v in losses)
     start, end = sum(losses[:20]) / 20, sum(losses[-50:]) / 50
     assert end < start - 0.5

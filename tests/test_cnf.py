@@ -49,7 +49,7 @@ def test_exact_divergence_matches_autograd_jacobian(dim, grad, n_hidden, hidden)
             v, div = f.velocity_and_divergence(t, z, None)
         assert torch.allclose(v, f(t, z))
         for i in range(5):
-            jac = torch.autograd.functional.jacobian(lambda y: f(t, y[None])[0], z[i])
+            jac = torch.autograd.functional.jacobian(lambda y, t=t: f(t, y[None])[0], z[i])
             assert div[i].item() == pytest.approx(torch.trace(jac).item(), abs=1e-10)
 
 
@@ -202,14 +202,22 @@ def test_elu2_and_slope_is_elu_in_base_2_units(dtype):
 def test_gradient_flow_closed_form_matches_autograd():
     # a GMM's closed-form score and Laplacian give the autograd velocity and exact divergence,
     # also far from every mode (where the naive E|d|^2 - |E d|^2 form cancels)
-    from jkoic.cnf import GradientFlowVelocity
     from jkoic.bench.targets import GaussianMixture
+    from jkoic.cnf import GradientFlowVelocity
 
     g = torch.Generator().manual_seed(3)
-    tgt = GaussianMixture("t", torch.randn(5, 4, generator=g, dtype=torch.float64) * 6, variance=0.7,
-                          weights=torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25], dtype=torch.float64))
-    z = torch.cat([torch.randn(20, 4, generator=g, dtype=torch.float64) * 5,
-                   torch.randn(3, 4, generator=g, dtype=torch.float64) * 60])
+    tgt = GaussianMixture(
+        "t",
+        torch.randn(5, 4, generator=g, dtype=torch.float64) * 6,
+        variance=0.7,
+        weights=torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25], dtype=torch.float64),
+    )
+    z = torch.cat(
+        [
+            torch.randn(20, 4, generator=g, dtype=torch.float64) * 5,
+            torch.randn(3, 4, generator=g, dtype=torch.float64) * 60,
+        ]
+    )
     auto = GradientFlowVelocity(tgt.log_prob, time=2.5)
     closed = GradientFlowVelocity(tgt.log_prob, time=2.5, score_laplacian=tgt.score_and_laplacian)
     v_a, div_a = auto.velocity_and_divergence(0.0, z, None)
@@ -237,7 +245,7 @@ def test_nograd_scratch_is_shared_bounded_and_not_aliased():
             fields[0].velocity_and_divergence(0.3, z[:n], None)
         assert len(cnf._SCRATCH) <= cnf._SCRATCH_SLOTS
         again = [f.velocity_and_divergence(0.3, z, None) for f in fields]
-    for (v, d), (v2, d2) in zip(first, again):
+    for (v, d), (v2, d2) in zip(first, again, strict=False):
         assert torch.equal(v, v2) and torch.equal(d, d2)
 
 

@@ -26,8 +26,7 @@ requires_data = pytest.mark.skipif(
     reason="data files missing: run `make data` (or set JKOIC_DATA_DIR)",
 )
 
-SUBSET = ["pines.csv", "gmm40_50d_means.csv", "gmm_means/gmm10_means_id1_10.csv",
-          "gmm_means/gmm10_means_id5_200.csv"]
+SUBSET = ["pines.csv", "gmm40_50d_means.csv", "gmm_means/gmm10_means_id1_10.csv", "gmm_means/gmm10_means_id5_200.csv"]
 
 
 def _files_under(d: Path) -> list[str]:
@@ -184,8 +183,11 @@ def test_fetch_sha_mismatch_leaves_nothing(real_dir, tmp_path) -> None:
     src.mkdir()
     text = (real_dir / "pines.csv").read_text().replace("3.003617891200475176e-01", "3.003617891200475177e-01", 1)
     (src / "pines.csv").write_text(text)
-    with pytest.raises(ValueError, match=r"sha256 mismatch for 'pines\.csv' from .*src/pines\.csv: expected "
-                                         r"5ad41bb1.*nothing was written"):
+    with pytest.raises(
+        ValueError,
+        match=r"sha256 mismatch for 'pines\.csv' from .*src/pines\.csv: expected "
+        r"5ad41bb1.*nothing was written",
+    ):
         jdata.fetch(dest=dest, source=src, names=["pines.csv"])
     assert not dest.exists() or _files_under(dest) == []
 
@@ -213,8 +215,9 @@ def test_cli_runs_as_a_module() -> None:
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(Path(jdata.__file__).resolve().parents[2])}
-    out = subprocess.run([sys.executable, "-m", "jkoic.bench.data", "--help"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "jkoic.bench.data", "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "usage: python -m jkoic.bench.data" in out.stdout and "--source" in out.stdout
 
@@ -305,15 +308,19 @@ def test_fetch_download_failure_is_clear(tmp_path, monkeypatch, no_default_sourc
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(jdata, "_urlopen", offline)
-    with pytest.raises(RuntimeError, match=r"could not download https://raw\.githubusercontent\.com/franciscovargas/"
-                                           r".*pines\.csv.*--source DIR"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"could not download https://raw\.githubusercontent\.com/franciscovargas/"
+        r".*pines\.csv.*--source DIR",
+    ):
         jdata.fetch(dest=tmp_path / "dest", names=["pines.csv"])
     assert not (tmp_path / "dest").exists() or _files_under(tmp_path / "dest") == []
 
 
 def test_manifest_urls() -> None:
     assert jdata.FILES["pines.csv"].url == (
-        "https://raw.githubusercontent.com/franciscovargas/denoising_diffusion_samplers/main/dds_data/pines.csv")
+        "https://raw.githubusercontent.com/franciscovargas/denoising_diffusion_samplers/main/dds_data/pines.csv"
+    )
     assert jdata.FILES["gmm40_50d_means.csv"].url.endswith("johertrich/neural_JKO_ic/main/data/GMM40_mean.pck")
     assert jdata.FILES["gmm_means/gmm10_means_id4_50.csv"].url.endswith("data/mixture_means/mixture_means4_50.pck")
     assert len(jdata.FILES) == 2 + 5 * 5

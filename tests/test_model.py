@@ -9,15 +9,27 @@ import pytest
 import torch
 
 import jkoic
-from jkoic import Config, Sampler
+from jkoic import CheckpointError, Config, Sampler
 from jkoic.bench.metrics import energy_distance
-from jkoic import CheckpointError
 
 
 def tiny_config(**kw) -> Config:
-    base = dict(n_flow_steps=1, n_blocks=1, rejections_per_block=2, tau0=0.05, tau_base=4.0, hidden=16,
-                n_iters=40, batch_size=256, dataset_size=20000, solver="rk4", train_steps=3, adjoint=False,
-                sample_steps=3, lr=1e-2)
+    base = dict(
+        n_flow_steps=1,
+        n_blocks=1,
+        rejections_per_block=2,
+        tau0=0.05,
+        tau_base=4.0,
+        hidden=16,
+        n_iters=40,
+        batch_size=256,
+        dataset_size=20000,
+        solver="rk4",
+        train_steps=3,
+        adjoint=False,
+        sample_steps=3,
+        lr=1e-2,
+    )
     base.update(kw)
     return Config(**base)
 
@@ -84,7 +96,9 @@ def test_samples_follow_model_density(trained, spare_sigmas, monkeypatch):
     x, _ = trained.sample(n, seed=5)
     bins = 12
     lo, hi = torch.tensor([-2.4, -1.4]), torch.tensor([0.6, 1.4])
-    counts = torch.histogramdd(x.double(), bins=[bins, bins], range=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()]).hist
+    counts = torch.histogramdd(
+        x.double(), bins=[bins, bins], range=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()]
+    ).hist
     sub = 20
     edges = [torch.linspace(lo[i].item(), hi[i].item(), bins * sub + 1) for i in range(2)]
     mids = [(e[1:] + e[:-1]) / 2 for e in edges]
@@ -121,7 +135,7 @@ def test_rejection_improves_elbo(trained):
 
 def test_seeded_training_is_reproducible(trained):
     again = Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False)
-    for a, b in zip(trained.state_dict().values(), again.state_dict().values()):
+    for a, b in zip(trained.state_dict().values(), again.state_dict().values(), strict=False):
         assert torch.equal(a, b)
     assert torch.equal(trained.sample(500, seed=2)[0], again.sample(500, seed=2)[0])
 
@@ -149,8 +163,9 @@ def test_resume_equals_uninterrupted_training(trained, tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False, checkpoint=ckpt,
-                                                                callback=stop_after_two)
+        Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(
+            seed=3, progress=False, checkpoint=ckpt, callback=stop_after_two
+        )
     partial = Sampler.load(ckpt)
     assert partial.n_layers == 2 and not partial.is_trained
     resumed = Sampler(jkoic.targets.get("8modes"), tiny_config()).fit(seed=3, progress=False, checkpoint=ckpt)
@@ -199,16 +214,19 @@ def test_device(device):
     assert x.device.type == device.type and torch.isfinite(lp).all()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda x: torch.full((x.shape[0],), float("nan")), "NaN"),
-    (lambda x: torch.full((x.shape[0],), float("inf")), "inf"),
-    (lambda x: x.sum(), "shape"),
-    (lambda x: x, "shape"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda x: torch.full((x.shape[0],), float("nan")), "NaN"),
+        (lambda x: torch.full((x.shape[0],), float("inf")), "inf"),
+        (lambda x: x.sum(), "shape"),
+        (lambda x: x, "shape"),
+    ],
+)
 def test_bad_user_density_gives_clear_error(bad, match):
-    model = Sampler(bad, tiny_config(n_iters=2), dim=2)
+    # reported by the construction-time probe, before any training
     with pytest.raises(ValueError, match=match):
-        model.fit(seed=0, progress=False)
+        Sampler(bad, tiny_config(n_iters=2), dim=2)
 
 
 def test_bad_inputs(trained, tmp_path):
@@ -354,8 +372,9 @@ def test_reverse_kl_cnf_and_neural_jko_baselines():
 
 def test_paper_protocol_adaptive_training_runs():
     # the paper's protocol: adaptive dopri5 with the adjoint; sampling steps derived from the NFE
-    cfg = tiny_config(solver="dopri5", adjoint=True, n_iters=2, sample_steps=None, n_flow_steps=1, n_blocks=0,
-                      atol=1e-3, rtol=1e-3)
+    cfg = tiny_config(
+        solver="dopri5", adjoint=True, n_iters=2, sample_steps=None, n_flow_steps=1, n_blocks=0, atol=1e-3, rtol=1e-3
+    )
     model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
     entry = model.log[0]
     assert entry["mean_nfe"] > 0 and entry["sample_steps"] >= 4
@@ -363,13 +382,27 @@ def test_paper_protocol_adaptive_training_runs():
     assert torch.allclose(model.log_prob(x), log_p, atol=1e-3)
     paper = jkoic.preset("8peaky")
     assert (paper.solver, paper.adjoint, paper.n_iters, paper.batch_size, paper.dataset_size) == (
-        "dopri5", True, 5000, 5000, 50000)
+        "dopri5",
+        True,
+        5000,
+        5000,
+        50000,
+    )
 
 
 def test_late_cnf_steps_train_with_the_late_budget():
     # tau = 0.05, 0.2, 0.8: the steps from late_tau = 0.2 on get 7 iterations of batch 64
-    cfg = tiny_config(n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=3, batch_size=32,
-                      dataset_size=500, late_tau=0.2, late_n_iters=7, late_batch_size=64)
+    cfg = tiny_config(
+        n_flow_steps=2,
+        n_blocks=1,
+        rejections_per_block=1,
+        n_iters=3,
+        batch_size=32,
+        dataset_size=500,
+        late_tau=0.2,
+        late_n_iters=7,
+        late_batch_size=64,
+    )
     assert [cfg.budget(t) for t in (0.05, 0.2, 0.8)] == [(3, 32), (7, 64), (7, 64)]
     assert cfg.replace(late_batch_size=None).budget(1.0) == (7, 32)
     drawn: list[int] = []
@@ -426,8 +459,8 @@ def test_eval_trace_limit_is_validated():
 
 
 def test_fewest_steps_keeps_only_what_the_tolerance_allows():
-    from jkoic.cnf import MLPVelocity
     from jkoic.calibration import fewest_steps as _fewest_steps
+    from jkoic.cnf import MLPVelocity
 
     x = torch.randn(500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     still = MLPVelocity(2, 8).to(torch.float64)  # zero last layer: v = 0, every step count agrees
@@ -455,8 +488,10 @@ def test_fewest_steps_keeps_only_what_the_tolerance_allows():
     def two_way_error(s):
         z, ld, _ = jkoic.cnf.integrate(mild, x, n_steps=s)
         xb, lb, _ = jkoic.cnf.integrate(mild, z32, n_steps=s, reverse=True)
-        return max(float(v) for v in ((z - z32).abs().max(), (ld - l32).abs().max(),
-                                      (xb - x).abs().max(), (lb + l32).abs().max()))
+        return max(
+            float(v)
+            for v in ((z - z32).abs().max(), (ld - l32).abs().max(), (xb - x).abs().max(), (lb + l32).abs().max())
+        )
 
     chosen = []
     for tol in (1e-3, 1e-4, 3e-5):
@@ -541,14 +576,15 @@ def test_warm_start_begins_each_cnf_step_at_the_previous_field():
 
 
 def test_scale_search_keeps_the_multiple_with_the_lowest_jko_objective():
-    cfg = tiny_config(n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=30, dataset_size=2000,
-                      validation_size=1000)
+    cfg = tiny_config(
+        n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=30, dataset_size=2000, validation_size=1000
+    )
     target = jkoic.targets.get("8modes")
     plain = Sampler(target, cfg).fit(seed=0, progress=False, final_stats=False)
     # the search draws its samples with a generator of its own: with the single multiple 1 the
     # model is the same as without the search, bit for bit
     same = Sampler(target, cfg.replace(scale_search=[1.0])).fit(seed=0, progress=False, final_stats=False)
-    for a, b in zip(plain.layers, same.layers):
+    for a, b in zip(plain.layers, same.layers, strict=False):
         if a.kind == "cnf":
             torch.testing.assert_close(a.field.out.weight, b.field.out.weight, atol=0, rtol=0)
     x = target.sample(256, generator=torch.Generator().manual_seed(1))
@@ -636,8 +672,17 @@ def test_alpha_samples_estimate_e_alpha_on_fresh_samples():
 
 def test_late_cnf_steps_train_with_the_late_learning_rate():
     # tau = 0.05, 0.2, 0.8: Adam starts at late_lr from late_tau = 0.2 on, at lr before
-    cfg = tiny_config(n_flow_steps=2, n_blocks=1, rejections_per_block=1, n_iters=3, batch_size=32,
-                      dataset_size=500, lr=1e-2, late_tau=0.2, late_lr=2e-3)
+    cfg = tiny_config(
+        n_flow_steps=2,
+        n_blocks=1,
+        rejections_per_block=1,
+        n_iters=3,
+        batch_size=32,
+        dataset_size=500,
+        lr=1e-2,
+        late_tau=0.2,
+        late_lr=2e-3,
+    )
     assert [cfg.learning_rate(t) for t in (0.05, 0.2, 0.8)] == [1e-2, 2e-3, 2e-3]
     assert cfg.replace(late_lr=None).learning_rate(1.0) == 1e-2
     seen: list[float] = []

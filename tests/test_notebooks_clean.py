@@ -58,7 +58,8 @@ def test_smoke_copy_exists_and_matches_source(path):
     src = nbformat.read(str(path), as_version=4)
     strip = [c.source for c in nb.cells if "injected-parameters" not in _tags(c)]
     assert strip == [c.source for c in src.cells], (
-        f"{copy.name} is out of date with {path.name}: run `make smoke` (python -m reproduce smoke)")
+        f"{copy.name} is out of date with {path.name}: run `make smoke` (python -m reproduce smoke)"
+    )
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{copy.name} has no outputs"
     injected = [c for c in nb.cells if "injected-parameters" in _tags(c)]
     assert len(injected) == 1 and "smoke_test = True" in injected[0].source
@@ -122,7 +123,9 @@ def test_default_profile_label_matches_the_defaults(stem):
             assert d[key] == f"results/{label}{sub}", f"{stem}.ipynb: {key}={d[key]!r} under profile={label!r}"
     for profile in PROFILES:
         theirs = {str(load_profile(profile)["defaults"].get(k)) for k in OUTPUT_DIRS}
-        assert not theirs & {str(d.get(k)) for k in OUTPUT_DIRS}, f"{stem}.ipynb writes into profile {profile}'s folders"
+        assert not theirs & {str(d.get(k)) for k in OUTPUT_DIRS}, (
+            f"{stem}.ipynb writes into profile {profile}'s folders"
+        )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -131,7 +134,12 @@ def test_unlabelled_defaults_are_no_profile(profile):
     labels = {d["profile"] for d in LABELLED.values()}
     if labels == {profile}:
         return  # labelled by this profile: checked above
-    equal = [stem for stem, d in LABELLED.items()
-             if any(not {k: v for k, v in diff.items() if k not in OUTPUT_DIRS and k != "profile"}
-                    for diff in _differences(d, profile, stem))]
+    equal = [
+        stem
+        for stem, d in LABELLED.items()
+        if any(
+            not {k: v for k, v in diff.items() if k not in OUTPUT_DIRS and k != "profile"}
+            for diff in _differences(d, profile, stem)
+        )
+    ]
     assert len(equal) < len(LABELLED), f"the notebooks' defaults equal profile {profile}: label them {profile!r}"

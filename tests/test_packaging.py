@@ -48,14 +48,16 @@ def test_environment_yml_mirrors_pyproject():
     py, conda = _pyproject_requirements(), _conda_pip_requirements()
     py_rest, conda_rest = py - set(_torch(py)), conda - set(_torch(conda))
     assert py_rest == conda_rest, (
-        f"only in pyproject: {sorted(py_rest - conda_rest)}; only in environment.yml: {sorted(conda_rest - py_rest)}")
+        f"only in pyproject: {sorted(py_rest - conda_rest)}; only in environment.yml: {sorted(conda_rest - py_rest)}"
+    )
     assert _torch(conda) == [TORCH_PIN]
 
 
 def test_library_requires_a_minimum_torch_that_the_pin_satisfies():
     torch_reqs = [r.replace(" ", "") for r in _pyproject()["dependencies"] if re.match(r"torch\b(?!diffeq)", r)]
     assert len(torch_reqs) == 1 and torch_reqs[0].startswith("torch>="), (
-        f"pyproject.toml must require a minimum torch (torch>=X), not {torch_reqs}")
+        f"pyproject.toml must require a minimum torch (torch>=X), not {torch_reqs}"
+    )
     assert _version(TORCH_PIN) >= _version(torch_reqs[0])
 
 
@@ -85,9 +87,25 @@ def test_wheel_ships_the_library_only(tmp_path):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, src / name, ignore=ignore)
     out = tmp_path / "wheel"
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                           "--no-index", "-q", "-w", str(out)], check=False, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"pip wheel failed:\n{proc.stdout}\n{proc.stderr}"
     wheels = list(out.glob("jkoic-*.whl"))
     assert len(wheels) == 1, f"expected one jkoic wheel, got {[w.name for w in out.iterdir()]}"

@@ -24,25 +24,55 @@ def _results(tmp=None):
     """Synthetic results of two targets as the notebooks write them."""
 
     def run(seed, **metrics):
-        return {"seed": seed, "metrics": metrics, "train_seconds": 120.0 * (seed + 1), "sample_seconds": 2.0,
-                "n_samples": 1000, "info": {}}
+        return {
+            "seed": seed,
+            "metrics": metrics,
+            "train_seconds": 120.0 * (seed + 1),
+            "sample_seconds": 2.0,
+            "n_samples": 1000,
+            "info": {},
+        }
 
     return {
         "8peaky": {
-            "format": "jkoic-paper-results", "target": "8peaky", "profile": "test", "log_z_true": 0.0,
-            "machine": {"cpu": "CPU X", "cores": 2, "device": "cpu", "torch": "2", "platform": "linux",
-                        "torch_threads": 1},
-            "configs": {"jkoic": {"n_flow_steps": 2, "n_blocks": 4, "tau0": 0.01, "latent_scale": 1.0,
-                                  "gradient_flow_time": None, "hidden": 54, "batch_size": 1000, "n_iters": 1500}},
+            "format": "jkoic-paper-results",
+            "target": "8peaky",
+            "profile": "test",
+            "log_z_true": 0.0,
+            "machine": {
+                "cpu": "CPU X",
+                "cores": 2,
+                "device": "cpu",
+                "torch": "2",
+                "platform": "linux",
+                "torch_threads": 1,
+            },
+            "configs": {
+                "jkoic": {
+                    "n_flow_steps": 2,
+                    "n_blocks": 4,
+                    "tau0": 0.01,
+                    "latent_scale": 1.0,
+                    "gradient_flow_time": None,
+                    "hidden": 54,
+                    "batch_size": 1000,
+                    "n_iters": 1500,
+                }
+            },
             "runs": {
-                "jkoic": [run(0, energy=1e-4, log_z=-0.01, w2=0.01, mode_mse=1e-5),
-                          run(1, energy=3e-4, log_z=-0.03, w2=0.02, mode_mse=3e-5)],
+                "jkoic": [
+                    run(0, energy=1e-4, log_z=-0.01, w2=0.01, mode_mse=1e-5),
+                    run(1, energy=3e-4, log_z=-0.03, w2=0.02, mode_mse=3e-5),
+                ],
                 "mala": [run(0, energy=0.1, w2=0.5, mode_mse=0.08)],
             },
             "reference": {"energy": [2e-5, 4e-5], "w2": [5e-3, 7e-3]},
         },
         "gmm40": {
-            "format": "jkoic-paper-results", "target": "gmm40", "profile": "test", "log_z_true": 0.0,
+            "format": "jkoic-paper-results",
+            "target": "gmm40",
+            "profile": "test",
+            "log_z_true": 0.0,
             "runs": {"jkoic": [run(0, sinkhorn=3000.0, sinkhorn_values=[2900.0, 3100.0])]},
             "reference": {"sinkhorn": [3160.0]},
         },
@@ -71,14 +101,14 @@ def test_build_table1_ours_beside_paper():
     assert t.name == "table1" and "Energy distance" in t.title
     row = t.rows[t.row_labels.index("shifted 8 Peaky")]
     head = tables.header_cells(t)
-    cell = dict(zip(head, row))
+    cell = dict(zip(head, row, strict=False))
     assert cell["Neural JKO IC: ours"] == "2.0e-04 ± 1.0e-04"  # mean ± std (ddof 0) of the two runs
     assert cell["Neural JKO IC: paper"] == "3.4e-05 ± 8.2e-06"
     assert cell["MALA: ours"] == "1.0e-01"
     assert cell["DDS (paper, quoted)"] == "1.1e-02 ± 3.4e-03"
     assert cell["HMC: ours"] == "-"  # not run
     assert cell["Sampling error: ours"] == "3.0e-05 ± 1.0e-05"
-    other = dict(zip(head, t.rows[t.row_labels.index("GMM-200")]))
+    other = dict(zip(head, t.rows[t.row_labels.index("GMM-200")], strict=False))
     assert other["Neural JKO IC: ours"] == "-" and other["Neural JKO IC: paper"] == "3.3e-03 ± 1.9e-03"
     rec = [r for r in t.records if r["target"] == "8peaky" and r["method"] == "jkoic"][0]
     assert rec["ours_runs"] == 2 and rec["paper_mean"] == 3.4e-5 and rec["quoted"] is False
@@ -86,7 +116,7 @@ def test_build_table1_ours_beside_paper():
 
 def test_build_table5_and_7():
     t5 = paper.build_table(5, _results())
-    cell = dict(zip(tables.header_cells(t5), t5.rows[0]))
+    cell = dict(zip(tables.header_cells(t5), t5.rows[0], strict=False))
     assert cell["Neural JKO IC: ours"] == "3000.0 ± 100.0"
     assert cell["SCLD (paper, quoted)"] == "3787.7 ± 249.8*"  # * : note (quoted from Chen et al. 2025)
     # one run whose two Sinkhorn evaluations are pooled: the caption says so, not "2 runs"
@@ -99,7 +129,7 @@ def test_build_table5_and_7():
 
 def test_build_table6_times_and_machine():
     t = paper.build_table6(_results())
-    cell = dict(zip(tables.header_cells(t), t.rows[t.row_labels.index("shifted 8 Peaky")]))
+    cell = dict(zip(tables.header_cells(t), t.rows[t.row_labels.index("shifted 8 Peaky")], strict=False))
     assert cell["Training time (min): ours"] == "3"  # mean of 2 and 4 minutes
     assert cell["Training time (min): paper"] == "21"
     assert cell["Hidden neurons: ours"] == "54" and cell["Iterations per CNF step: paper"] == "5000"
@@ -107,13 +137,16 @@ def test_build_table6_times_and_machine():
     assert any("CPU X" in f for f in t.footer)
     res = _results()
     res["8peaky"]["configs"]["jkoic"].update(late_tau=10.24, late_batch_size=5000, late_n_iters=None)
-    cell = dict(zip(tables.header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")]))
+    cell = dict(
+        zip(tables.header_cells(t), paper.build_table6(res).rows[t.row_labels.index("shifted 8 Peaky")], strict=False)
+    )
     assert cell["Batch size: ours"].endswith("(5000 from tau 10.24)")
     assert "from tau" not in cell["Iterations per CNF step: ours"]  # no late iteration count set
     # training choices without a column of their own are listed under the table
     assert not any(f.startswith("Ours, shifted 8 Peaky") for f in t.footer)  # no dataset size recorded
-    res["8peaky"]["configs"]["jkoic"].update(dataset_size=20000, warm_start=True, scale_search=[0.0, 0.5, 1.0],
-                                             validation_size=5000)
+    res["8peaky"]["configs"]["jkoic"].update(
+        dataset_size=20000, warm_start=True, scale_search=[0.0, 0.5, 1.0], validation_size=5000
+    )
     notes = [f for f in paper.build_table6(res).footer if f.startswith("Ours, shifted 8 Peaky")]
     assert len(notes) == 1
     assert "dataset of 20000 samples per CNF step (paper 50000)" in notes[0]
@@ -156,8 +189,9 @@ def test_headline_lists_our_jkoic_cells_beside_the_paper(tmp_path):
 def test_study_roundtrip(tmp_path):
     st = paper.Study("8modes", results_dir=tmp_path, profile="test", notebook="eight_modes", machine={"cpu": "x"})
     x = torch.randn(50, 2)
-    run = paper.MethodRun("jkoic", 0, x, torch.zeros(50), torch.zeros(50), 1.0, 0.5, info={"layers": "CCR"},
-                          config={"n_flow_steps": 1})
+    run = paper.MethodRun(
+        "jkoic", 0, x, torch.zeros(50), torch.zeros(50), 1.0, 0.5, info={"layers": "CCR"}, config={"n_flow_steps": 1}
+    )
     st.add(run, {"energy": 0.1, "log_z": float("nan")})
     st.add_reference(0, {"energy": 0.01})
     st.keep_samples("jkoic", x, 10)
@@ -193,27 +227,44 @@ def test_method_config_variants():
     assert not paper.method_config("neural_jko", "8peaky").rejection
     kl = paper.method_config("cnf_kl", "gmm40", kl_overrides={"n_iters": 7, "lr": 1e-4})
     assert (kl.n_flow_steps + kl.n_blocks, kl.rejection, kl.gradient_flow_time, kl.n_iters, kl.lr) == (
-        1, False, None, 7, 1e-4)
+        1,
+        False,
+        None,
+        7,
+        1e-4,
+    )
     assert kl.tau0 >= 1e6  # no kinetic term
     assert jkoic_schedule(kl) == ["cnf"]
     kl_full = paper.method_config("cnf_kl", "8peaky", preset_profile="fast")
     assert kl_full.n_iters == full * 6  # default: the budget of all six CNF steps of 8 Peaky
-    late = paper.method_config("jkoic", "mustache", overrides={"late_tau": 10.0, "late_n_iters": 800},
-                               iters_scale=0.5, njko_iters_scale=0.25)
+    late = paper.method_config(
+        "jkoic", "mustache", overrides={"late_tau": 10.0, "late_n_iters": 800}, iters_scale=0.5, njko_iters_scale=0.25
+    )
     assert (late.n_iters, late.late_n_iters) == (500, 400)  # the late budget scales alike
-    njko = paper.method_config("neural_jko", "mustache", overrides={"late_tau": 10.0, "late_n_iters": 800},
-                               iters_scale=0.5, njko_iters_scale=0.25)
+    njko = paper.method_config(
+        "neural_jko",
+        "mustache",
+        overrides={"late_tau": 10.0, "late_n_iters": 800},
+        iters_scale=0.5,
+        njko_iters_scale=0.25,
+    )
     assert (njko.n_iters, njko.late_n_iters, njko.rejection) == (125, 100, False)
     with pytest.raises(ValueError):
         paper.method_config("mala", "8peaky")
 
 
 def test_plan_merges_defaults_and_puts_assemble_last():
-    prof = {"defaults": {"runs": 1, "profile": "p"}, "assemble": {}, "a": {"runs": 2},
-            "b": {"notebook": "eight_modes", "target": "8modes"}}
-    assert paper.plan(prof) == [("a", "a", {"runs": 2, "profile": "p"}),
-                                ("b", "eight_modes", {"runs": 1, "profile": "p", "target": "8modes"}),
-                                ("assemble", "assemble", {"runs": 1, "profile": "p"})]
+    prof = {
+        "defaults": {"runs": 1, "profile": "p"},
+        "assemble": {},
+        "a": {"runs": 2},
+        "b": {"notebook": "eight_modes", "target": "8modes"},
+    }
+    assert paper.plan(prof) == [
+        ("a", "a", {"runs": 2, "profile": "p"}),
+        ("b", "eight_modes", {"runs": 1, "profile": "p", "target": "8modes"}),
+        ("assemble", "assemble", {"runs": 1, "profile": "p"}),
+    ]
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
@@ -222,7 +273,7 @@ def test_profiles_name_declared_parameters(profile):
     import papermill
 
     root = paper.repo_root()
-    for name, nb, params in paper.plan(paper.load_profile(profile)):
+    for name, nb, _ in paper.plan(paper.load_profile(profile)):
         src = root / "notebooks" / f"{nb}.ipynb"
         assert src.is_file(), f"{profile}: run {name} names a missing notebook {nb}"
         declared = set(papermill.inspect_notebook(str(src)))
@@ -318,6 +369,7 @@ def test_execute_does_not_retry_a_failing_cell(monkeypatch, tmp_path):
 @pytest.mark.parametrize("only", ["", ",", "mustache,", "nope", "mustache,nope"])
 def test_cli_rejects_an_empty_or_unknown_selection(monkeypatch, capsys, only):
     """`run --only` with an empty or unknown run name is a usage error naming the runs; nothing runs."""
+
     def must_not_run(*args, **kwargs):
         raise AssertionError("a notebook ran")
 
@@ -347,7 +399,9 @@ def test_run_profile_rejects_an_empty_or_unknown_selection(monkeypatch, only):
 def test_normal_cdf_keeps_the_left_tail():
     """Phi = erfc(-x / sqrt 2) / 2 to a few ulps, down to Phi(-37) ~ 6e-300 (erf would give 0 below -8)."""
     x = np.array([-37.0, -20.0, -8.0, -1.0, -1e-3, 0.0, 0.5, 3.0, 9.0])
-    ref = np.array([0.5 * math.erfc(-v * math.sqrt(0.5)) for v in x])  # the same argument: erfc is ill-conditioned there
+    ref = np.array(
+        [0.5 * math.erfc(-v * math.sqrt(0.5)) for v in x]
+    )  # the same argument: erfc is ill-conditioned there
     np.testing.assert_allclose(examples.normal_cdf(x), ref, rtol=1e-14, atol=0)
     assert examples.normal_cdf(0.0).shape == ()
 
@@ -355,13 +409,29 @@ def test_normal_cdf_keeps_the_left_tail():
 def test_mode_collapse_values_are_pinned():
     """Loss and map at fixed points (computed with the scipy ndtr implementation; equal to float64 accuracy)."""
     theta = np.array([0.1, 0.25, 0.5, 0.52, 0.75, 0.9, 1.0])
-    pinned = [9.2550028520874650e-01, 5.7853580431315912e+00, 2.1662866529835210e+01, 2.1939884456311454e+01,
-              8.0847106882242006e+00, 2.2348271397248172e+00, 6.9314721848436500e-01]
+    pinned = [
+        9.2550028520874650e-01,
+        5.7853580431315912e00,
+        2.1662866529835210e01,
+        2.1939884456311454e01,
+        8.0847106882242006e00,
+        2.2348271397248172e00,
+        6.9314721848436500e-01,
+    ]
     np.testing.assert_allclose(examples.geodesic_kl(theta, n=4001), pinned, rtol=1e-13, atol=0)
     z = np.array([-8.0, -5.0, -2.0, -0.01, -0.003, 0.5, 3.0, 8.0])
-    t0 = [-0.8957102392730084, -0.7432324046564832, -0.5845071689034641, -0.3795056078949236, -0.3589495975996294,
-          0.48510960895843513, 0.6391087483443602, 0.8957102392730084]
+    t0 = [
+        -0.8957102392730084,
+        -0.7432324046564832,
+        -0.5845071689034641,
+        -0.3795056078949236,
+        -0.3589495975996294,
+        0.48510960895843513,
+        0.6391087483443602,
+        0.8957102392730084,
+    ]
     np.testing.assert_allclose(examples.ot_map_mixture(z), t0, rtol=1e-14, atol=0)
     # the map inverts the CDF in the tails: F_nu(T_0(z)) = Phi(z) in relative terms
-    np.testing.assert_allclose(examples.mixture_cdf(examples.ot_map_mixture(z[:3])), examples.normal_cdf(z[:3]),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        examples.mixture_cdf(examples.ot_map_mixture(z[:3])), examples.normal_cdf(z[:3]), rtol=1e-12
+    )

@@ -91,8 +91,19 @@ def test_corrections_are_documented():
 
 
 def test_table6_complete():
-    assert list(PV.TABLE6) == ["mustache", "8modes", "8peaky", "funnel", "gmm10", "gmm20", "gmm50", "gmm100",
-                               "gmm200", "gmm40", "lgcp"]
+    assert list(PV.TABLE6) == [
+        "mustache",
+        "8modes",
+        "8peaky",
+        "funnel",
+        "gmm10",
+        "gmm20",
+        "gmm50",
+        "gmm100",
+        "gmm200",
+        "gmm40",
+        "lgcp",
+    ]
     for target, col in PV.TABLE6.items():
         assert set(col) == set(PV.TABLE6_ROWS), target
     assert PV.table6("gmm200")["hidden"] == 512 and PV.table6("gmm200")["train_minutes"] == 80

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from regression_case import REFERENCE, outputs
 
 
@@ -22,4 +21,5 @@ def test_matches_reference_bit_for_bit(current, key):
     ref = np.load(REFERENCE)
     assert current[key].dtype == ref[key].dtype and current[key].shape == ref[key].shape
     assert np.array_equal(current[key], ref[key]), (
-        f"{key}: largest difference {np.max(np.abs(current[key] - ref[key]))}")
+        f"{key}: largest difference {np.max(np.abs(current[key] - ref[key]))}"
+    )

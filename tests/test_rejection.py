@@ -31,7 +31,9 @@ def test_bisection_hits_requested_rate(rate):
     lw = torch.randn(10000, dtype=torch.float64) * 3
     params = fit_rejection(lw, torch.zeros_like(lw), rate)
     assert params.mean_alpha == pytest.approx(1 - rate, abs=1e-6)
-    assert torch.exp(log_alpha(lw, torch.zeros_like(lw), params.log_c)).mean().item() == pytest.approx(1 - rate, abs=1e-6)
+    assert torch.exp(log_alpha(lw, torch.zeros_like(lw), params.log_c)).mean().item() == pytest.approx(
+        1 - rate, abs=1e-6
+    )
 
 
 def _true_mean_alpha(log_c):
@@ -63,12 +65,19 @@ def test_theorem_4_2_matches_histogram_of_resampled_points():
     fine = torch.linspace(-5, 5, 40 * 200 + 1, dtype=torch.float64)
     la_f = log_alpha(_log_g(fine), _log_p(fine), params.log_c)
     dens = torch.exp(_log_p(fine) + log_density_factor(la_f, ea))
-    probs = torch.stack([torch.trapezoid(dens[i * 200:(i + 1) * 200 + 1], fine[i * 200:(i + 1) * 200 + 1]) for i in range(40)])
+    probs = torch.stack(
+        [torch.trapezoid(dens[i * 200 : (i + 1) * 200 + 1], fine[i * 200 : (i + 1) * 200 + 1]) for i in range(40)]
+    )
     expected = n * probs
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert chi2 < 40 + 5 * math.sqrt(80)  # chi-square with ~40 dof
     # and the step actually changed the distribution: the old density fails the same test
-    old = torch.stack([torch.trapezoid(torch.exp(_log_p(fine))[i * 200:(i + 1) * 200 + 1], fine[i * 200:(i + 1) * 200 + 1]) for i in range(40)])
+    old = torch.stack(
+        [
+            torch.trapezoid(torch.exp(_log_p(fine))[i * 200 : (i + 1) * 200 + 1], fine[i * 200 : (i + 1) * 200 + 1])
+            for i in range(40)
+        ]
+    )
     assert float(((counts - n * old) ** 2 / (n * old)).sum()) > 10 * chi2
     assert edges.numel() == 41
 

@@ -21,8 +21,20 @@ from jkoic.cnf import steps_from_nfe
 
 
 def tiny(**kw) -> Config:
-    base = dict(n_flow_steps=1, n_blocks=1, rejections_per_block=1, tau0=0.05, hidden=8, n_iters=3, batch_size=64,
-                dataset_size=300, solver="rk4", train_steps=1, adjoint=False, sample_steps=1)
+    base = dict(
+        n_flow_steps=1,
+        n_blocks=1,
+        rejections_per_block=1,
+        tau0=0.05,
+        hidden=8,
+        n_iters=3,
+        batch_size=64,
+        dataset_size=300,
+        solver="rk4",
+        train_steps=1,
+        adjoint=False,
+        sample_steps=1,
+    )
     base.update(kw)
     return Config(**base)
 
@@ -49,11 +61,24 @@ class CountingTarget:
 # ----------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("field, value", [
-    ("grad_clip", -1.0), ("grad_clip", 0.0), ("gradient_flow_time", -1.0), ("gradient_flow_time", 0.0),
-    ("latent_mode_lr", 0.0), ("latent_mode_lr", float("nan")), ("rejection_rate", "0.2"), ("tau0", float("inf")),
-    ("n_iters", 10.0), ("n_iters", True), ("spare_sigmas", -1.0), ("min_draw", 0), ("solver", "dopri8"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("grad_clip", -1.0),
+        ("grad_clip", 0.0),
+        ("gradient_flow_time", -1.0),
+        ("gradient_flow_time", 0.0),
+        ("latent_mode_lr", 0.0),
+        ("latent_mode_lr", float("nan")),
+        ("rejection_rate", "0.2"),
+        ("tau0", float("inf")),
+        ("n_iters", 10.0),
+        ("n_iters", True),
+        ("spare_sigmas", -1.0),
+        ("min_draw", 0),
+        ("solver", "dopri8"),
+    ],
+)
 def test_invalid_setting_names_its_field(field, value):
     with pytest.raises(ValueError, match=f"Config.{field} "):
         jkoic.preset("8peaky", "fast", **{field: value})
@@ -103,8 +128,9 @@ def test_grad_clip_clips_every_adam_step(monkeypatch):
     assert norms == []
 
 
-@pytest.mark.parametrize("method, nfe, steps", [("dopri5", 240, 10), ("bosh3", 120, 10), ("adaptive_heun", 80, 10),
-                                                ("dopri5", 6, 4)])
+@pytest.mark.parametrize(
+    "method, nfe, steps", [("dopri5", 240, 10), ("bosh3", 120, 10), ("adaptive_heun", 80, 10), ("dopri5", 6, 4)]
+)
 def test_steps_from_nfe_knows_each_adaptive_solver(method, nfe, steps):
     assert steps_from_nfe(nfe, method) == steps
 
@@ -171,20 +197,24 @@ def test_fit_with_another_seed_on_a_trained_model_raises(trained):
 def test_sample_arguments(trained):
     x, lp = trained.sample(np.int64(7), seed=np.int64(1))
     assert x.shape == (7, 2) and lp.shape == (7,)
-    for kw, match in [({"chunk_size": -3}, "chunk_size"), ({"chunk_size": 0}, "chunk_size"),
-                      ({"seed": 1.5}, "seed"), ({"upto": 99}, "upto")]:
+    for kw, match in [
+        ({"chunk_size": -3}, "chunk_size"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"seed": 1.5}, "seed"),
+        ({"upto": 99}, "upto"),
+    ]:
         with pytest.raises(ValueError, match=match):
             trained.sample(10, **kw)
 
 
 def test_target_reading_beyond_its_dimension_is_reported_at_construction():
     with pytest.raises(ValueError, match=r"fails on points of shape \(3, 2\): IndexError"):
-        Sampler(lambda x: -x[:, 5] ** 2, tiny(), dim=2)
+        Sampler(lambda x: -(x[:, 5] ** 2), tiny(), dim=2)
 
 
 def test_target_returning_the_wrong_shape_is_reported_at_construction():
     with pytest.raises(ValueError, match=r"returned shape \(3, 2\), expected \(3,\)"):
-        Sampler(lambda x: -x**2, tiny(), dim=2)
+        Sampler(lambda x: -(x**2), tiny(), dim=2)
 
 
 def test_target_vanishing_at_the_probe_points_is_allowed():

@@ -47,8 +47,15 @@ def test_names_lists_all_targets() -> None:
 @requires_data
 @pytest.mark.parametrize(
     "name, dim, log_z",
-    [("mustache", 2, 0.0), ("8modes", 2, 0.0), ("8peaky", 2, 0.0), ("funnel", 10, 0.0),
-     ("gmm", 10, 0.0), ("gmm40", 50, 0.0), ("lgcp", 1600, None)],
+    [
+        ("mustache", 2, 0.0),
+        ("8modes", 2, 0.0),
+        ("8peaky", 2, 0.0),
+        ("funnel", 10, 0.0),
+        ("gmm", 10, 0.0),
+        ("gmm40", 50, 0.0),
+        ("lgcp", 1600, None),
+    ],
 )
 def test_get_builds_each_target(name: str, dim: int, log_z: float | None) -> None:
     t = T.get(name)
@@ -63,24 +70,31 @@ def test_mixture_attributes() -> None:
     assert t.means.shape == (8, 2) and t.weights.shape == (8,)
     assert torch.allclose(t.weights, torch.full((8,), 1 / 8, dtype=torch.float64))
     # means on the circle of radius 1 around (-1, 0), first one at the origin
-    assert torch.allclose((t.means - torch.tensor([-1.0, 0.0], dtype=torch.float64)).norm(dim=1),
-                          torch.ones(8, dtype=torch.float64))
+    assert torch.allclose(
+        (t.means - torch.tensor([-1.0, 0.0], dtype=torch.float64)).norm(dim=1), torch.ones(8, dtype=torch.float64)
+    )
     assert torch.allclose(t.means[0], torch.zeros(2, dtype=torch.float64), atol=1e-15)
     assert t.variance == 0.005 and T.get("8modes").variance == 0.01
     assert T.get("funnel").means is None and T.get("mustache").weights is None
 
 
 def test_unknown_name_lists_valid_names_and_suggests() -> None:
-    with pytest.raises(ValueError, match=r"unknown target 'mustach'; valid names: mustache, 8modes.*lgcp\. "
-                                         r"Did you mean 'mustache'\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown target 'mustach'; valid names: mustache, 8modes.*lgcp\. "
+        r"Did you mean 'mustache'\?",
+    ):
         T.get("mustach")
     with pytest.raises(TypeError, match="target name must be a str"):
         T.get(3)  # type: ignore[arg-type]
 
 
 def test_unknown_kwarg_is_a_clear_type_error() -> None:
-    with pytest.raises(TypeError, match=r"target 'funnel' got unexpected keyword argument\(s\) 'sigma'; "
-                                        r"it accepts: dim"):
+    with pytest.raises(
+        TypeError,
+        match=r"target 'funnel' got unexpected keyword argument\(s\) 'sigma'; "
+        r"it accepts: dim",
+    ):
         T.get("funnel", sigma=3.0)
 
 
@@ -209,9 +223,10 @@ def _mixture_reference(t: T.Target) -> D.Distribution:
 
 
 @requires_data
-@pytest.mark.parametrize("name, kwargs, scale", [("8modes", {}, 1.0), ("8peaky", {}, 1.0),
-                                                 ("gmm", {"dim": 50, "means_id": 3}, 1.0),
-                                                 ("gmm40", {}, 40.0)])
+@pytest.mark.parametrize(
+    "name, kwargs, scale",
+    [("8modes", {}, 1.0), ("8peaky", {}, 1.0), ("gmm", {"dim": 50, "means_id": 3}, 1.0), ("gmm40", {}, 40.0)],
+)
 def test_mixture_log_prob_matches_torch_distributions(name: str, kwargs: dict, scale: float) -> None:
     t = T.get(name, **kwargs)
     ref = _mixture_reference(t)
@@ -250,8 +265,9 @@ def test_mustache_transform_is_volume_preserving_bijection() -> None:
 # ----------------------------------------------------------------------------- exact samplers
 
 
-def _bin_chi2(t: T.Target, samples: torch.Tensor, box: tuple[float, float, float, float], nbins: int,
-              sub: int) -> tuple[float, int]:
+def _bin_chi2(
+    t: T.Target, samples: torch.Tensor, box: tuple[float, float, float, float], nbins: int, sub: int
+) -> tuple[float, int]:
     """Chi-square of 2-D histogram counts against the density integrated per bin (midpoint rule)."""
     a1, b1, a2, b2 = box
     n = samples.shape[0]
@@ -274,9 +290,10 @@ def _bin_chi2(t: T.Target, samples: torch.Tensor, box: tuple[float, float, float
     return chi2, int(big.sum())  # degrees of freedom: (big bins + 1 pooled) - 1
 
 
-@pytest.mark.parametrize("name, box", [("mustache", (-3.0, 3.0, -3.0, 12.0)),
-                                       ("8modes", (-2.5, 0.5, -1.5, 1.5)),
-                                       ("8peaky", (-2.5, 0.5, -1.5, 1.5))])
+@pytest.mark.parametrize(
+    "name, box",
+    [("mustache", (-3.0, 3.0, -3.0, 12.0)), ("8modes", (-2.5, 0.5, -1.5, 1.5)), ("8peaky", (-2.5, 0.5, -1.5, 1.5))],
+)
 def test_two_d_sampler_matches_density(name: str, box: tuple[float, float, float, float]) -> None:
     t = T.get(name)
     x = t.sample(100_000, generator=_gen(3))
@@ -306,8 +323,7 @@ def test_funnel_sampler_moments() -> None:
 
 
 @requires_data
-@pytest.mark.parametrize("name, kwargs, n", [("gmm", {"dim": 20, "means_id": 4}, 50_000),
-                                             ("gmm40", {}, 40_000)])
+@pytest.mark.parametrize("name, kwargs, n", [("gmm", {"dim": 20, "means_id": 4}, 50_000), ("gmm40", {}, 40_000)])
 def test_mixture_sampler_weights_and_covariances(name: str, kwargs: dict, n: int) -> None:
     t = T.get(name, **kwargs)
     x = t.sample(n, generator=_gen(5), dtype=torch.float64)
@@ -455,9 +471,12 @@ def test_check_log_prob_reports_non_finite_values() -> None:
 
     t = T.CallableTarget(bad, dim=2, name="bad")
     x = torch.arange(10.0).reshape(5, 2)
-    with pytest.raises(ValueError, match=r"log_prob of target 'bad' returned non-finite values at 3 of 5 points "
-                                         r"\(1 NaN, 1 \+inf, 1 -inf\); e\.g\. log_prob\(x\[1\]\) = nan "
-                                         r"at x\[1\] = \[2, 3\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"log_prob of target 'bad' returned non-finite values at 3 of 5 points "
+        r"\(1 NaN, 1 \+inf, 1 -inf\); e\.g\. log_prob\(x\[1\]\) = nan "
+        r"at x\[1\] = \[2, 3\]",
+    ):
         T.check_log_prob(t, x)
 
 
@@ -476,8 +495,11 @@ def test_check_log_prob_reports_wrong_output_shape_and_type() -> None:
 
 def test_missing_data_file_is_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(jdata.ENV_VAR, str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"'gmm40_50d_means\.csv' not found in \$JKOIC_DATA_DIR .*"
-                                                r"make data.*JKOIC_DATA_DIR"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"'gmm40_50d_means\.csv' not found in \$JKOIC_DATA_DIR .*"
+        r"make data.*JKOIC_DATA_DIR",
+    ):
         T.get("gmm40")
     with pytest.raises(FileNotFoundError, match=r"'pines\.csv' not found"):
         T.get("lgcp")

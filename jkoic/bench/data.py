@@ -55,19 +55,14 @@ ENV_VAR = "JKOIC_DATA_DIR"
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 #: Raw URL of the pines point pattern (DDS repository of Vargas et al., 2023).
-PINES_URL = (
-    "https://raw.githubusercontent.com/franciscovargas/denoising_diffusion_samplers/"
-    "main/dds_data/pines.csv"
-)
+PINES_URL = "https://raw.githubusercontent.com/franciscovargas/denoising_diffusion_samplers/main/dds_data/pines.csv"
 #: Raw URL prefix of the authors' repository (github johertrich/neural_JKO_ic).
 JKO_IC_RAW_URL = "https://raw.githubusercontent.com/johertrich/neural_JKO_ic/main"
 
 GMM_DIMS: tuple[int, ...] = (10, 20, 50, 100, 200)
 GMM_MEANS_IDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-_FIX_HINT = (
-    f"run `make data` (or `python -m jkoic.bench.data`) or set {ENV_VAR} to a directory holding the data files"
-)
+_FIX_HINT = f"run `make data` (or `python -m jkoic.bench.data`) or set {ENV_VAR} to a directory holding the data files"
 
 # sha256 of the files exactly as the project stores them (CSV, float32 values
 # written with "%.9g", comma separated, one row per line, trailing newline).
@@ -224,9 +219,7 @@ def data_path(name: str | os.PathLike[str]) -> Path:
     path = directory / p
     if not path.is_file():
         where = f"${ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "the default data directory"
-        raise FileNotFoundError(
-            f"data file {str(name)!r} not found in {where} {str(directory)!r}; {_FIX_HINT}."
-        )
+        raise FileNotFoundError(f"data file {str(name)!r} not found in {where} {str(directory)!r}; {_FIX_HINT}.")
     return path
 
 
@@ -251,9 +244,7 @@ def _parse_csv(text: str, label: str) -> np.ndarray:
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            raise ValueError(
-                f"corrupt CSV file {label}: line {lineno} is not numeric: {line[:80]!r}"
-            ) from None
+            raise ValueError(f"corrupt CSV file {label}: line {lineno} is not numeric: {line[:80]!r}") from None
         if not all(np.isfinite(values)):
             raise ValueError(f"corrupt CSV file {label}: line {lineno} holds a non-finite value")
         rows.append(values)
@@ -262,9 +253,7 @@ def _parse_csv(text: str, label: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def load_csv(
-    name: str | os.PathLike[str], shape: tuple[int | None, int | None] | None = None
-) -> np.ndarray:
+def load_csv(name: str | os.PathLike[str], shape: tuple[int | None, int | None] | None = None) -> np.ndarray:
     """Load a headerless, comma separated numeric data file as a 2-D float64 array.
 
     Args:
@@ -291,7 +280,7 @@ def load_csv(
     if shape is None and str(name) in FILES:
         shape = FILES[str(name)].shape
     if shape is not None:
-        for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+        for axis, (want, got) in enumerate(zip(shape, arr.shape, strict=False)):
             if want is not None and want != got:
                 what = "rows" if axis == 0 else "columns"
                 raise ValueError(
@@ -345,7 +334,7 @@ def _unpickle(data: bytes, label: str) -> Any:
 def _array_to_csv(arr: np.ndarray) -> bytes:
     """Format like the project's data files: float32 values, ``%.9g``, comma separated."""
     arr32 = np.asarray(arr, dtype=np.float32)
-    lines = [",".join("%.9g" % v for v in row) for row in arr32]
+    lines = [",".join(f"{v:.9g}" for v in row) for row in arr32]
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
@@ -376,9 +365,7 @@ def _obtain(spec: DataFile, source: Path | None) -> tuple[bytes, str]:
     if source is not None:
         src = source / spec.name
         if not src.is_file():
-            raise FileNotFoundError(
-                f"data file {spec.name!r} is missing from the source directory {str(source)!r}"
-            )
+            raise FileNotFoundError(f"data file {spec.name!r} is missing from the source directory {str(source)!r}")
         return src.read_bytes(), str(src)
     raw = _download(spec.url)
     if spec.kind == "csv":

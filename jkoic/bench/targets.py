@@ -100,8 +100,10 @@ class GaussianMixture(Target):
             raise ValueError(f"variance must be positive, got {variance}")
         K, d = m.shape
         super().__init__(name, d, log_z=0.0)
-        w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else torch.as_tensor(
-            weights, dtype=torch.float64
+        w = (
+            torch.full((K,), 1.0 / K, dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
         )
         if w.shape != (K,) or bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-9:
             raise ValueError(f"weights must be a probability vector of shape ({K},)")
@@ -497,5 +499,3 @@ def get(name: str, **kwargs: Any) -> Target:
     target = factory(**kwargs)
     target.kwargs = dict(bound.arguments)
     return target
-
-

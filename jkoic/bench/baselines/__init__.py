@@ -13,8 +13,17 @@ from typing import Any
 from .jko import neural_jko, reverse_kl_cnf, reverse_kl_cnf_config
 from .mcmc import LogDensity, MCMCResult, hmc, mala
 
-__all__ = ["CouplingFlow", "LogDensity", "MCMCResult", "hmc", "mala", "neural_jko", "reverse_kl_cnf",
-           "reverse_kl_cnf_config", "train_reverse_kl"]
+__all__ = [
+    "CouplingFlow",
+    "LogDensity",
+    "MCMCResult",
+    "hmc",
+    "mala",
+    "neural_jko",
+    "reverse_kl_cnf",
+    "reverse_kl_cnf_config",
+    "train_reverse_kl",
+]
 
 _LAZY = {"CouplingFlow", "train_reverse_kl"}
 

@@ -49,6 +49,7 @@ References:
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -59,8 +60,7 @@ try:
     from zuko.transforms import LULinearTransform
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "jkoic.bench.baselines.coupling needs the 'zuko' package: pip install 'jkoic[baselines]' "
-        "or pip install zuko"
+        "jkoic.bench.baselines.coupling needs the 'zuko' package: pip install 'jkoic[baselines]' or pip install zuko"
     ) from exc
 
 from .mcmc import LogDensity
@@ -70,9 +70,7 @@ __all__ = ["CouplingFlow", "train_reverse_kl"]
 
 def _coupling(dim: int, mask: Tensor, hidden: int, activation: type[nn.Module]) -> nn.Module:
     """Affine coupling: coordinates where ``mask`` is True condition the others."""
-    layer = GeneralCouplingTransform(
-        features=dim, mask=mask, hidden_features=(hidden, hidden), activation=activation
-    )
+    layer = GeneralCouplingTransform(features=dim, mask=mask, hidden_features=(hidden, hidden), activation=activation)
     last = layer.hyper[-1]
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
@@ -97,9 +95,7 @@ class CouplingFlow(nn.Module):
         ValueError: if ``dim < 2``, or ``hidden`` or ``n_blocks`` is below 1.
     """
 
-    def __init__(
-        self, dim: int, hidden: int, n_blocks: int = 5, activation: type[nn.Module] = nn.ReLU
-    ) -> None:
+    def __init__(self, dim: int, hidden: int, n_blocks: int = 5, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         if int(dim) < 2:
             raise ValueError(f"a coupling flow needs dim >= 2, got {dim}")
@@ -137,9 +133,7 @@ class CouplingFlow(nn.Module):
         z, ladj = self.inverse(x)
         return self.base_log_prob(z) + ladj
 
-    def sample_and_log_prob(
-        self, n: int, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def sample_and_log_prob(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Reparameterised samples ``(n, dim)`` and their model log densities ``(n,)``."""
         p = self._param
         z = torch.randn(n, self.dim, generator=generator, device=p.device, dtype=p.dtype)
@@ -193,9 +187,7 @@ def train_reverse_kl(
         FloatingPointError: if the loss becomes NaN or infinite.
     """
     if getattr(target, "dim", None) != flow.dim:
-        raise ValueError(
-            f"target.dim ({getattr(target, 'dim', None)!r}) does not match flow.dim ({flow.dim})"
-        )
+        raise ValueError(f"target.dim ({getattr(target, 'dim', None)!r}) does not match flow.dim ({flow.dim})")
     if n_iters < 1 or batch_size < 1:
         raise ValueError(f"n_iters and batch_size must be >= 1, got {n_iters}, {batch_size}")
     optimizer = torch.optim.Adam(flow.parameters(), lr=lr)

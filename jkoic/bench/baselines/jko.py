@@ -42,11 +42,23 @@ def reverse_kl_cnf_config(config: Config, n_iters: int | None = None) -> Config:
     cnf_iters = sum(config.budget(tau)[0] for kind, tau in schedule(config) if kind == "cnf")
     steps: dict[str, Any] = {}
     if config.solver == "rk4":
-        steps = dict(train_steps=max(config.train_steps, _KL_MIN_TRAIN_STEPS),
-                     sample_steps=max(config.sample_steps or 0, _KL_MIN_SAMPLE_STEPS))
-    return config.replace(n_flow_steps=1, n_blocks=0, tau0=_NO_KINETIC_TAU, rejection=False,
-                          gradient_flow_time=None, n_iters=n_iters or cnf_iters,
-                          late_tau=None, late_batch_size=None, late_n_iters=None, late_lr=None, **steps)
+        steps = dict(
+            train_steps=max(config.train_steps, _KL_MIN_TRAIN_STEPS),
+            sample_steps=max(config.sample_steps or 0, _KL_MIN_SAMPLE_STEPS),
+        )
+    return config.replace(
+        n_flow_steps=1,
+        n_blocks=0,
+        tau0=_NO_KINETIC_TAU,
+        rejection=False,
+        gradient_flow_time=None,
+        n_iters=n_iters or cnf_iters,
+        late_tau=None,
+        late_batch_size=None,
+        late_n_iters=None,
+        late_lr=None,
+        **steps,
+    )
 
 
 def reverse_kl_cnf(target: Any, config: Config, n_iters: int | None = None, **kw: Any) -> Sampler:

@@ -98,8 +98,7 @@ def _log_prob_and_grad(target: LogDensity, x: Tensor) -> tuple[Tensor, Tensor]:
         lp = target.log_prob(xg)
         if lp.shape != (x.shape[0],):
             raise ValueError(
-                f"target.log_prob must map (n, dim) to (n,); got shape {tuple(lp.shape)} "
-                f"for input {tuple(x.shape)}"
+                f"target.log_prob must map (n, dim) to (n,); got shape {tuple(lp.shape)} for input {tuple(x.shape)}"
             )
         (grad,) = torch.autograd.grad(lp.sum(), xg)
     return lp.detach(), grad.detach()
@@ -118,9 +117,7 @@ def _phases(
 ) -> list[tuple[str, int, float]]:
     """List of ``(name, length, step)`` phases; checks the schedule."""
     if len(warmup) != len(factors):
-        raise ValueError(
-            f"warmup {warmup} and warmup_factors {factors} must have the same length"
-        )
+        raise ValueError(f"warmup {warmup} and warmup_factors {factors} must have the same length")
     if any(int(w) < 0 for w in warmup):
         raise ValueError(f"warmup lengths must be >= 0, got {warmup}")
     if any(not f > 0 for f in factors):
@@ -133,9 +130,7 @@ def _phases(
             f"n_steps ({n_steps}) counts the warm-up iterations and must exceed their "
             f"total ({n_warm}); shorten warmup or increase n_steps"
         )
-    phases = [
-        (f"warmup x{f:g}", int(w), f * step_size) for w, f in zip(warmup, factors) if int(w) > 0
-    ]
+    phases = [(f"warmup x{f:g}", int(w), f * step_size) for w, f in zip(warmup, factors, strict=False) if int(w) > 0]
     phases.append(("main", n_steps - n_warm, step_size))
     return phases
 
@@ -161,10 +156,7 @@ def _initial_state(
     dev = torch.device(device) if device is not None else x0.device
     x0 = x0.detach().to(device=dev, dtype=dtype)
     if x0.shape != (n_chains, dim):
-        raise ValueError(
-            f"x0 must have shape (n_chains, target.dim) = ({n_chains}, {dim}), "
-            f"got {tuple(x0.shape)}"
-        )
+        raise ValueError(f"x0 must have shape (n_chains, target.dim) = ({n_chains}, {dim}), got {tuple(x0.shape)}")
     if not torch.isfinite(x0).all():
         raise ValueError("x0 contains non-finite values (NaN or inf)")
     return x0.clone()
@@ -198,8 +190,7 @@ def _run_chains(
         raise
     except Exception as exc:  # e.g. a target whose .dim does not match its log_prob
         raise ValueError(
-            f"target.log_prob failed on the initial states of shape {tuple(x.shape)} "
-            f"(target.dim = {target.dim}): {exc}"
+            f"target.log_prob failed on the initial states of shape {tuple(x.shape)} (target.dim = {target.dim}): {exc}"
         ) from exc
     _check_start(lp, grad)
     n_total = sum(length for _, length, _ in phases)
@@ -229,13 +220,9 @@ def _run_chains(
     )
 
 
-def _accept(
-    log_alpha: Tensor, finite: Tensor, generator: torch.Generator | None
-) -> Tensor:
+def _accept(log_alpha: Tensor, finite: Tensor, generator: torch.Generator | None) -> Tensor:
     """Metropolis-Hastings decision ``log u < log_alpha`` restricted to finite proposals."""
-    u = torch.rand(
-        log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype
-    )
+    u = torch.rand(log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype)
     return finite & (torch.log(u) < log_alpha)
 
 
@@ -249,14 +236,10 @@ def _select(accept: Tensor, new: Tensor, old: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- #
 
 
-def _mala_step(
-    target: LogDensity, generator: torch.Generator | None
-) -> StepFn:
+def _mala_step(target: LogDensity, generator: torch.Generator | None) -> StepFn:
     """One vectorised MALA transition (closure over target and generator)."""
 
-    def step(
-        x: Tensor, lp: Tensor, grad: Tensor, s: float
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(x: Tensor, lp: Tensor, grad: Tensor, s: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         y = x + s * grad + math.sqrt(2.0 * s) * noise
         lp_y, grad_y = _log_prob_and_grad(target, y)
@@ -328,14 +311,10 @@ def mala(
 # --------------------------------------------------------------------------- #
 
 
-def _hmc_step(
-    target: LogDensity, n_leapfrog: int, generator: torch.Generator | None
-) -> StepFn:
+def _hmc_step(target: LogDensity, n_leapfrog: int, generator: torch.Generator | None) -> StepFn:
     """One vectorised HMC transition with identity mass and leapfrog integration."""
 
-    def step(
-        x: Tensor, lp: Tensor, grad: Tensor, eps: float
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(x: Tensor, lp: Tensor, grad: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         p0 = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         q, p, lp_q, grad_q = x, p0 + 0.5 * eps * grad, lp, grad
         for i in range(n_leapfrog):

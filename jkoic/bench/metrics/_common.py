@@ -143,8 +143,7 @@ def _check_finite(t: Tensor, name: str) -> None:
     n_nan = int(torch.isnan(t).sum())
     n_inf = int(torch.isinf(t).sum())
     raise ValueError(
-        f"{name} has {rows} of {t.shape[0]} samples with non-finite entries "
-        f"({n_nan} NaN and {n_inf} inf values)"
+        f"{name} has {rows} of {t.shape[0]} samples with non-finite entries ({n_nan} NaN and {n_inf} inf values)"
     )
 
 

@@ -319,9 +319,7 @@ def sliced_energy_distance(
     per_direction = e_xy - 0.5 * (e_xx + e_yy)
     c_d = slicing_constant(d)
     value = c_d * float(per_direction.mean())
-    std_error = (
-        c_d * float(per_direction.std(ddof=1)) / math.sqrt(n_projections) if n_projections > 1 else float("nan")
-    )
+    std_error = c_d * float(per_direction.std(ddof=1)) / math.sqrt(n_projections) if n_projections > 1 else float("nan")
     return MetricValue(
         value,
         _protocol(

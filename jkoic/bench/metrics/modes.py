@@ -12,8 +12,8 @@ from torch import Tensor
 from ._common import (
     ArrayLike,
     MetricValue,
-    _as_vector,
     _as_samples,
+    _as_vector,
     _check_positive_int,
     _protocol,
     _sample_pair,

@@ -253,9 +253,7 @@ def sinkhorn_divergence(
     xt, yt = xt.to(torch.float64), yt.to(torch.float64)
     n, m, d = xt.shape[0], yt.shape[0], xt.shape[1]
     bound = eps * 0.5 * (math.log(n) + math.log(m))
-    mean_cost = float(
-        (xt**2).sum(1).mean() + (yt**2).sum(1).mean() - 2.0 * (xt.mean(0) * yt.mean(0)).sum()
-    )
+    mean_cost = float((xt**2).sum(1).mean() + (yt**2).sum(1).mean() - 2.0 * (xt.mean(0) * yt.mean(0)).sum())
     used = method
     if method == "auto":
         used = "exact" if bound <= auto_rtol * max(mean_cost, 0.0) else "sinkhorn"
@@ -396,9 +394,7 @@ def sinkhorn_protocol(
     if not callable(sample_fn):
         pre_drawn = _as_samples(sample_fn, "sample_fn")
         if pre_drawn.shape[0] < n * n_evals:
-            raise ValueError(
-                f"sample_fn holds {pre_drawn.shape[0]} samples, fewer than n * n_evals = {n * n_evals}"
-            )
+            raise ValueError(f"sample_fn holds {pre_drawn.shape[0]} samples, fewer than n * n_evals = {n * n_evals}")
     values: list[float] = []
     methods: set[str] = set()
     converged = True
