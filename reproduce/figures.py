@@ -4,10 +4,13 @@ Each function reads what :class:`reproduce.results.Study` saved (``<key>.json`` 
 ``<key>_samples.npz`` / ``<key>_path.npz`` arrays) and returns a matplotlib figure;
 :func:`savefig` writes it as PNG and PDF atomically. DDS and CRAFT panels of the paper are
 not reproduced (those methods are not re-implemented); the titles say so.
+:func:`target_figures` draws one target's own figures and :func:`show` puts a figure inline
+in a notebook, so that a target notebook shows what it reproduced without the assemble step.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +32,8 @@ __all__ = [
     "figure_samples",
     "load_arrays",
     "savefig",
+    "show",
+    "target_figures",
 ]
 
 ORANGE = "#ff7f0e"
@@ -378,3 +383,58 @@ def figure_sample_grid(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def target_figures(results: dict[str, Any], results_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """One target's own figures, from its results and arrays.
+
+    Args:
+        results: the target's results (:attr:`reproduce.results.Study.data`, or one entry of
+            :func:`reproduce.results.load_results`), saved to ``results_dir``.
+        results_dir: where its arrays lie.
+
+    Returns:
+        By name, those the results allow: ``"samples"`` (ground truth and every method,
+        Figures 5-10), ``"layers"`` and ``"mode weights"`` (the followed points, Figures 1,
+        3, 4), ``"layer curves"`` (Figure 11), ``"mode collapse"`` (Figure 12).
+    """
+    label = results.get("label", results.get("target", ""))
+    out: dict[str, Any] = {}
+    samples = load_arrays(results, results_dir, "samples")
+    if samples.get("truth") is not None and len(samples) > 1:
+        methods = [m for m in samples if m != "truth"]
+        means = load_arrays(results, results_dir, "means").get("means")
+        out["samples"] = figure_samples(samples, methods, f"{label}: ground truth and samples", means=means)
+    path = load_arrays(results, results_dir, "path")
+    if path:
+        out["layers"] = figure_path(path, None, f"{label}: every layer; orange: rejected next, blue: resampled")
+        if "mode_weights" in path:
+            out["mode weights"] = figure_mode_weights(path, f"{label}: mode weights over the layers")
+    if results.get("layer_curves", {}).get("jkoic"):
+        key = str(results.get("target", label))
+        out["layer curves"] = figure_layer_curves({key: results}, [key])
+    curves = load_arrays(results, results_dir, "curves")
+    if curves:
+        out["mode collapse"] = figure_mode_collapse(curves)
+    return out
+
+
+def show(fig: Any, display: bool = True, dpi: int = 80) -> None:
+    """Show a figure inline in a notebook as a PNG, then close it.
+
+    Args:
+        fig: the matplotlib figure.
+        display: show it (False: only close it, e.g. in smoke runs whose stored copies stay
+            free of images).
+        dpi: the resolution.
+    """
+    import matplotlib.pyplot as plt
+
+    if display:
+        from IPython.display import Image
+        from IPython.display import display as ipython_display
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata=_metadata("png"))
+        ipython_display(Image(data=buf.getvalue()))
+    plt.close(fig)
