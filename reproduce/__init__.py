@@ -7,7 +7,8 @@ Modules: :mod:`~reproduce.paper` (the notebooks' namespace, re-exporting the hel
 :mod:`~reproduce.runner` (profiles, notebook execution, the command line),
 :mod:`~reproduce.methods` (targets, method runs, metrics), :mod:`~reproduce.results`
 (results files, :class:`~reproduce.results.Study`), :mod:`~reproduce.tables` (Tables 1-7),
-:mod:`~reproduce.figures` (the figures), :mod:`~reproduce.values` (the paper's numbers),
+:mod:`~reproduce.figures` (the figures), :mod:`~reproduce.pages` (the generated pages:
+README.md's headline table, ``figures/README.md``), :mod:`~reproduce.values` (the paper's numbers),
 :mod:`~reproduce.examples` (Example F.1), :mod:`~reproduce.environment` and
 :mod:`~reproduce.paths`.
 """

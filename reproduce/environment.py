@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["machine_info", "setup"]
+__all__ = ["machine_info", "setup", "source_commit"]
 
 
 def _cpu_model() -> str:
@@ -48,6 +48,32 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "torch": torch.__version__,
         "device": dev,
     }
+
+
+def source_commit() -> str | None:
+    """The commit of the checkout the reproduction runs from, recorded with the results.
+
+    Returns:
+        The short hash, with ``+dirty`` when tracked files outside the generated outputs
+        (``figures/``, ``README.md``) have uncommitted changes; None outside a git checkout.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=30)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!README.md"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
 def setup(threads: int = 0, device: str = "cpu", seed: int = 0) -> dict[str, Any]:

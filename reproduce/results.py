@@ -21,7 +21,7 @@ from torch import Tensor
 from jkoic._io import atomic_write, to_plain
 
 from . import values as PV
-from .environment import machine_info
+from .environment import machine_info, source_commit
 from .methods import MethodRun
 from .paths import resolve_path
 
@@ -206,6 +206,7 @@ class Study:
             "notebook": notebook,
             "smoke_test": bool(smoke_test),
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "commit": source_commit(),
             "machine": machine or machine_info(),
             "settings": dict(settings or {}),
             "configs": {},

@@ -26,6 +26,7 @@ __all__ = [
     "collect",
     "header_cells",
     "headline",
+    "machine_line",
     "to_csv",
     "to_latex",
     "to_markdown",
@@ -279,9 +280,15 @@ def _table6_row(target: str, paper: dict[str, Any], res: dict[str, Any]) -> tupl
     return row, records
 
 
-def _machine(res: dict[str, Any]) -> str:
-    """One line describing the machine a target's results were measured on."""
-    m = res.get("machine", {})
+def machine_line(m: dict[str, Any]) -> str:
+    """One line describing a machine (:func:`reproduce.environment.machine_info`).
+
+    Args:
+        m: the ``machine`` entry of a results file.
+
+    Returns:
+        ``"<device> on <cpu> (<cores> cores, <threads> torch threads; <platform>; torch <version>)"``.
+    """
     return (
         f"{m.get('device', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
         f"{m.get('torch_threads', '?')} torch threads; {m.get('platform', '?')}; torch {m.get('torch', '?')})"
@@ -312,7 +319,7 @@ def build_table6(results: Results) -> Table:
         rows.append(row)
         records += recs
         if res.get("runs", {}).get("jkoic"):
-            machines.add(_machine(res))
+            machines.add(machine_line(res.get("machine", {})))
     footer = [f"Ours measured on: {m}" for m in sorted(machines)] or ["Ours: no JKO-IC runs found."]
     footer += _protocol_notes(results)
     footer.append(
