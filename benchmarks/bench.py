@@ -1,8 +1,9 @@
-"""Speed and memory benchmark of jkoic on this machine (issue: performance).
+"""Speed and memory benchmark of jkoic on this machine.
 
 Prints, for each goal, the measured time / memory, the quality reached and the goal, as a
-table, and writes the numbers to ``benchmarks/results.json``. Each case runs in a fresh
-process so its peak resident memory is its own.
+table, writes the numbers to ``benchmarks/results.json`` and the tables of
+``benchmarks/README.md`` from it (:mod:`report`). Each case runs in a fresh process so its
+peak resident memory is its own.
 
 Cases (``--cases``, default: all but ``suite``):
 
@@ -25,6 +26,7 @@ Usage::
     python benchmarks/bench.py                      # all quick cases
     python benchmarks/bench.py --cases suite        # the long per-target suite
     python benchmarks/bench.py --repeats 3 --threads 1
+    python benchmarks/bench.py --write-readme       # README.md's tables from results.json only
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import report
 
 HERE = Path(__file__).resolve().parent
 MODEL_PATH = HERE / ".cache" / "8peaky_fast_seed0.pt"
@@ -131,11 +135,8 @@ def _train(
     out["energy"] = float(metrics.sliced_energy_distance(x, truth, seed=seed))
     if target.means is not None:
         out["mode_mse"] = float(metrics.mode_mse(x, target.means))
-    # Both metrics at N = 50000 carry sampling noise of the size of the goals (exact samples of 8
-    # Peaky: energy 1.3e-5 .. 6.9e-5, mode MSE 3.9e-6 .. 1.8e-5 over 5 draws; the mode MSE of an
-    # exact sampler has mean 0.875 / N = 1.75e-5). So each trained model is also scored by the
-    # mean over `draws` further independent 50000-sample draws (untimed), an estimate of the
-    # expected metric at the paper's N rather than one draw of it.
+    # at N = 50000 one draw of either metric is as noisy as its goal (benchmarks/README.md): the mean
+    # over `draws` further untimed draws estimates the expected metric rather than one draw of it
     energies, mses = [], []
     for j in range(draws):
         xj, _ = model.sample(50000, seed=seed + 10000 + j)
@@ -221,22 +222,6 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
 
 
-def _paper_jkoic(name: str) -> dict[str, tuple[float, float]]:
-    """The paper's JKO-IC mean and std in Tables 1 (energy), 2 (log Z) and 4 (mode MSE)."""
-    from reproduce import values as paper_values
-
-    key = "gmm10" if name == "gmm" else name
-    out = {}
-    for number, metric in ((1, "energy"), (2, "log_z"), (4, "mode_mse")):
-        try:
-            v = paper_values.value(number, key, "jkoic")
-        except KeyError:  # the paper has no such cell (Table 4 lists the mixtures only)
-            continue
-        if v.reported:
-            out[metric] = (float(v.mean), float(v.std or 0.0))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="jkoic speed/memory benchmark")
     p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced")
@@ -253,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         default="mustache,8modes,funnel,gmm10",
         help="targets of the `suite` case (each keeps its earlier entry in results.json if left out)",
     )
+    p.add_argument(
+        "--write-readme", action="store_true", help="only rewrite README.md's results tables from results.json"
+    )
     args = p.parse_args(argv)
+    if args.write_readme:
+        print("README.md", "rewritten" if report.write_readme() else "unchanged")
+        return 0
     cases = args.cases.split(",")
     suite_all = {
         "mustache": ("mustache", {}),
@@ -265,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(suite_targets) - set(suite_all))
     if unknown:
         p.error(f"unknown --suite-targets {', '.join(unknown)}; choose from {', '.join(suite_all)}")
-    rows: list[tuple[str, str, str, str]] = []
     results: dict[str, Any] = {"machine": _machine(), "threads": args.threads}
     print(f"# jkoic benchmark on {results['machine']}, threads={args.threads}", flush=True)
     if "train8peaky" in cases or not _cached_model_loads():
@@ -282,77 +272,30 @@ def main(argv: list[str] | None = None) -> int:
         keys = ["total_s", "train_s", "energy", "mode_mse"]
         keys += ["energy_draws_mean", "mode_mse_draws_mean"] if args.draws else []
         med = {k: statistics.median(run[k] for run in runs) for k in keys}
-        results["train8peaky"] = {"runs": runs, "median": med, "draws": args.draws}
-        quality = f"energy {med['energy']:.2e}, mode MSE {med['mode_mse']:.2e}"
-        if args.draws:
-            quality += (
-                f" (mean of {args.draws} more draws: {med['energy_draws_mean']:.2e}, {med['mode_mse_draws_mean']:.2e})"
-            )
-        rows.append(
-            (
-                "8 Peaky train + 50k eval samples (fast)",
-                f"{med['total_s']:.0f} s (train {med['train_s']:.0f} s)",
-                quality,
-                "<= 300 s, energy <= 5e-5, MSE <= 3e-5",
-            )
-        )
+        results["train8peaky"] = {"runs": runs, "median": med, "draws": args.draws, "threads": args.threads}
     if "sample50k" in cases:
         reps = [_fresh(_sample, 50000, args.threads) for _ in range(max(1, args.repeats))]
-        r = dict(reps[0], seconds=statistics.median(x["seconds"] for x in reps), runs=[x["seconds"] for x in reps])
-        results["sample50k"] = r
-        each = " / ".join(f"{x:.1f}" for x in r["runs"])
-        rows.append(
-            (f"sample 50000 with densities ({r['layers']})", f"{r['seconds']:.1f} s (median of {each})", "-", "<= 10 s")
+        results["sample50k"] = dict(
+            reps[0],
+            seconds=statistics.median(x["seconds"] for x in reps),
+            runs=[x["seconds"] for x in reps],
+            threads=args.threads,
         )
     if "sample1m" in cases:
-        r = _fresh(_sample, 1_000_000, args.threads)
-        results["sample1m"] = r
-        rows.append(
-            (
-                "sample 1,000,000 with densities",
-                f"{r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
-                "-",
-                "< 2048 MiB",
-            )
-        )
+        results["sample1m"] = dict(_fresh(_sample, 1_000_000, args.threads), threads=args.threads)
     if "energy" in cases:
-        r = _fresh(_energy, "exact", args.threads)
-        results["energy"] = r
-        rows.append(
-            (
-                "exact energy distance 50k vs 50k, 2-D",
-                f"{r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB",
-                f"{r['value']:.3e}",
-                "<= 60 s, < 2048 MiB",
-            )
-        )
+        results["energy"] = dict(_fresh(_energy, "exact", args.threads), threads=args.threads)
     if "sliced" in cases:
-        r = _fresh(_energy, "sliced", args.threads)
-        results["sliced"] = r
-        rows.append(("sliced energy distance 50k vs 50k, 2-D", f"{r['seconds']:.2f} s", f"{r['value']:.3e}", "<= 2 s"))
+        results["sliced"] = dict(_fresh(_energy, "sliced", args.threads), threads=args.threads)
     if "suite" in cases:
         suite = {}
         for key in suite_targets:
             name, kw = suite_all[key]
             r = _fresh(_train, name, 0, args.threads, profile_run=name, draws=args.draws, **kw)
-            suite[name] = r
-            paper = _paper_jkoic(name)
-            q = ", ".join(
-                f"{k} {r[k]:.2e}"
-                + (f" (draws {r[k + '_draws_mean']:.2e})" if k + "_draws_mean" in r else "")
-                + f" (paper {paper[k][0]:.1e}±{paper[k][1]:.1e})"
-                for k in paper
-                if k in r
-            )
-            rows.append((f"{name} (cpu profile)", f"{r['total_s'] / 60:.1f} min", q, "paper ± std, <= 30 min"))
+            suite[name] = dict(r, threads=args.threads)
             print(f"  {name}: {json.dumps(r)}", flush=True)
         results["suite"] = suite
-    w = [max(len(r[i]) for r in rows + [("item", "measured", "quality", "goal")]) for i in range(4)]
-    line = " | ".join
-    print(line(h.ljust(w[i]) for i, h in enumerate(("item", "measured", "quality", "goal"))))
-    print("-+-".join("-" * x for x in w))
-    for r in rows:
-        print(line(c.ljust(w[i]) for i, c in enumerate(r)))
+    print(report.results_block(results))
     out = HERE / "results.json"
     old = json.loads(out.read_text()) if out.exists() else {}
     if "suite" in results:  # a subset of the suite's targets replaces only their entries
@@ -361,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(old, indent=1))
     os.replace(tmp, out)
+    report.write_readme()
     return 0
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent))  # the reproduction package (profiles, the paper's values) of this checkout
     sys.exit(main())

@@ -1,0 +1,205 @@
+"""The results tables of ``benchmarks/README.md``, generated from ``benchmarks/results.json``.
+
+``bench.py`` prints the same rows after a run and rewrites the page's block between
+``<!-- results:start -->`` and ``<!-- results:end -->`` (also alone: ``python
+benchmarks/bench.py --write-readme``); a unit test fails when the committed page differs
+from what :func:`results_block` makes of the committed ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+README = HERE / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+#: the goal of each quick case (the performance targets the package is held to)
+GOALS = {
+    "train8peaky": "<= 300 s; energy <= 5e-5, mode MSE <= 3e-5",
+    "sample50k": "<= 10 s",
+    "sample1m": "peak < 2048 MiB",
+    "energy": "<= 60 s, peak < 2048 MiB",
+    "sliced": "<= 2 s",
+}
+
+#: the suite's targets: results.json key -> (label, key of the paper's values)
+SUITE = {
+    "mustache": ("Mustache", "mustache"),
+    "8modes": ("8 Modes", "8modes"),
+    "funnel": ("Funnel", "funnel"),
+    "gmm": ("GMM-10", "gmm10"),
+}
+
+
+def _e(x: float | None, digits: int = 2) -> str:
+    """A metric in scientific notation with ``digits`` significant digits, ``1.2e-5`` (``-`` for None)."""
+    return "-" if x is None else re.sub(r"e([+-])0(\d)", r"e\1\2", f"{x:.{digits - 1}e}")
+
+
+def _threads(entry: dict[str, Any], results: dict[str, Any]) -> str:
+    """The torch threads a case ran with (its own record, else the file's)."""
+    return str(entry.get("threads", results.get("threads", "?")))
+
+
+def quick_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """One row per quick case in ``results``: case, threads, measured, quality, goal."""
+    rows = []
+    t = results.get("train8peaky")
+    if t:
+        med, runs = t["median"], t["runs"]
+        quality = f"energy {_e(med['energy'])}, mode MSE {_e(med['mode_mse'])}"
+        if t.get("draws"):
+            quality += (
+                f" (mean of {t['draws']} further draws: {_e(med['energy_draws_mean'])}, "
+                f"{_e(med['mode_mse_draws_mean'])})"
+            )
+        rows.append(
+            (
+                f"`train8peaky`: 8 Peaky, `fast` preset, training + 50000 samples (median of {len(runs)} seeds)",
+                _threads(t, results),
+                f"{med['total_s']:.0f} s (training {med['train_s']:.0f} s)",
+                quality,
+                GOALS["train8peaky"],
+            )
+        )
+    s = results.get("sample50k")
+    if s:
+        each = " / ".join(f"{x:.1f}" for x in s.get("runs", [s["seconds"]]))
+        rows.append(
+            (
+                f"`sample50k`: 50000 samples with densities from that model ({s['layers']})",
+                _threads(s, results),
+                f"{s['seconds']:.1f} s (median of {each})",
+                "-",
+                GOALS["sample50k"],
+            )
+        )
+    s = results.get("sample1m")
+    if s:
+        rows.append(
+            (
+                "`sample1m`: 1,000,000 samples with densities",
+                _threads(s, results),
+                f"{s['seconds']:.0f} s, peak {s['peak_mib']:.0f} MiB",
+                "-",
+                GOALS["sample1m"],
+            )
+        )
+    for case, what in (("energy", "exact"), ("sliced", "sliced")):
+        s = results.get(case)
+        if s:
+            secs = f"{s['seconds']:.1f} s" if s["seconds"] >= 1 else f"{s['seconds']:.2f} s"
+            rows.append(
+                (
+                    f"`{case}`: {what} energy distance, 50000 vs 50000 in 2-D",
+                    _threads(s, results),
+                    f"{secs}, peak {s['peak_mib']:.0f} MiB",
+                    _e(s["value"], 4),
+                    GOALS[case],
+                )
+            )
+    return rows
+
+
+_METRICS = {"energy": "energy", "log_z": "log Z", "mode_mse": "mode MSE"}
+
+
+def _paper(key: str) -> dict[str, tuple[float, float]]:
+    """The paper's JKO-IC mean and std in Tables 1 (energy), 2 (log Z) and 4 (mode MSE)."""
+    from reproduce import values as paper_values
+
+    out = {}
+    for number, metric in ((1, "energy"), (2, "log_z"), (4, "mode_mse")):
+        try:
+            v = paper_values.value(number, key, "jkoic")
+        except KeyError:  # the paper has no such cell (Table 4 lists the mixtures only)
+            continue
+        if v.reported:
+            out[metric] = (float(v.mean), float(v.std or 0.0))
+    return out
+
+
+def _draws(r: dict[str, Any], metric: str) -> str:
+    """``timed draw / mean of k further draws`` of a metric."""
+    if metric not in r:
+        return "-"
+    text = _e(r[metric])
+    draws = r.get(f"{metric}_draws") or []
+    if draws:
+        text += f" / {_e(statistics.mean(draws))} ({len(draws)})"
+    return text
+
+
+def suite_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per target of the ``suite`` case: timings, metrics and the paper's values."""
+    rows = []
+    for name, r in (results.get("suite") or {}).items():
+        label, key = SUITE.get(name, (name, name))
+        paper = _paper(key)
+        rows.append(
+            (
+                label,
+                _threads(r, results),
+                f"{r['train_s']:.0f} + {r['sample_s']:.0f} s = {r['total_s'] / 60:.1f} min",
+                _draws(r, "energy"),
+                _e(r.get("log_z")),
+                _draws(r, "mode_mse"),
+                "; ".join(f"{_METRICS[m]} {_e(mu)} ± {_e(sd)}" for m, (mu, sd) in paper.items()),
+            )
+        )
+    return rows
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """A Markdown table."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def results_block(results: dict[str, Any]) -> str:
+    """The page's generated block: the machine, the quick cases and the suite.
+
+    Args:
+        results: the content of ``results.json``.
+
+    Returns:
+        Markdown, without the markers.
+    """
+    out = [f"Machine: {results.get('machine', '?')}.", ""]
+    out += _table(("case", "threads", "measured", "quality", "goal"), quick_rows(results))
+    suite = suite_rows(results)
+    if suite:
+        out += ["", "`suite` (seed 0, N = 50000; in brackets the number of further untimed draws averaged):", ""]
+        head = ("target", "threads", "train + sample", "energy: timed / draws", "log Z (ELBO)")
+        out += _table((*head, "mode MSE: timed / draws", "paper (JKO-IC)"), suite)
+    return "\n".join(out) + "\n"
+
+
+def render(page: str, results: dict[str, Any]) -> str:
+    """``page`` with its results block replaced by :func:`results_block`.
+
+    Raises:
+        ValueError: the page lacks the markers.
+    """
+    i, j = page.find(START), page.find(END)
+    if i < 0 or j < i:
+        raise ValueError(f"{README.name} has no {START} ... {END} block")
+    return page[: i + len(START)] + "\n" + results_block(results) + page[j:]
+
+
+def write_readme(results_path: Path = RESULTS, readme: Path = README) -> bool:
+    """Rewrite the page's results block from ``results_path``.
+
+    Returns:
+        Whether the page changed.
+    """
+    page = readme.read_text()
+    new = render(page, json.loads(results_path.read_text()))
+    if new != page:
+        readme.write_text(new)
+    return new != page
