@@ -300,7 +300,7 @@ def figure_layer_curves(results: dict[str, dict[str, Any]], targets: Sequence[st
     ax2.set_yscale("symlog", linthresh=1e-3)
     ax2.set_title("log(Z) estimate over the layers", fontsize=10)
     for ax in (ax1, ax2):
-        if keys:
+        if ax.get_legend_handles_labels()[0]:  # LGCP has no energy curve
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
