@@ -324,8 +324,8 @@ def test_small_draws_do_not_inflate_the_bottom_load(trained, monkeypatch):
     # rate * m + sqrt(rate * m + 1) + 16 from below (a shortfall draws again, at least
     # Config.min_draw), so the latent serves about 500 points.
     # Fresh draws have a floor (Config.min_draw) against tiny recursive batches; a large floor
-    # (it was 4096) makes every short draw, e.g. a training dataset's replacements, cost
-    # the floor at every level below.
+    # (e.g. 4096) makes every short draw, e.g. a training dataset's replacements, cost the
+    # floor at every level below.
     drawn = []
     latent = trained.latent()
     sample = latent.sample
