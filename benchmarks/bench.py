@@ -50,10 +50,12 @@ MODEL_PATH = HERE / ".cache" / "8peaky_fast_seed0.pt"
 
 
 def _peak_mib() -> float:
+    """Peak resident memory of this process in MiB (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _setup(threads: int) -> Any:
+    """Fix the OpenMP and torch thread count of this process; returns the torch module."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -87,6 +89,12 @@ def _train(
     draws: int = 0,
     **kw: Any,
 ) -> dict[str, Any]:
+    """Train one target (the ``fast`` preset, or the ``cpu`` profile run ``profile_run``) and score it.
+
+    Returns:
+        Timings, the ELBO, the settings trained with, the energy distance (and mode MSE) of the
+        timed 50000-sample draw and of ``draws`` further draws, and the peak memory.
+    """
     torch = _setup(threads)
     import jkoic
     from jkoic.bench import metrics
@@ -171,6 +179,7 @@ def _cached_model_loads() -> bool:
 
 
 def _sample(n: int, threads: int) -> dict[str, Any]:
+    """Time ``n`` samples with densities from the cached 8 Peaky model; peak memory and its layers."""
     _setup(threads)
     import jkoic
     from jkoic.stack import KIND_LETTERS
@@ -190,6 +199,7 @@ def _sample(n: int, threads: int) -> dict[str, Any]:
 
 
 def _energy(kind: str, threads: int) -> dict[str, Any]:
+    """Time the exact or sliced energy distance of two 50000-point sets in 2-D."""
     torch = _setup(threads)
     from jkoic.bench import metrics
 
@@ -204,11 +214,13 @@ def _energy(kind: str, threads: int) -> dict[str, Any]:
 
 
 def _fresh(fn: Any, *args: Any, **kw: Any) -> Any:
+    """``fn(*args, **kw)`` in a fresh process, so that its peak memory is its own."""
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args, kw)
 
 
 def _machine() -> str:
+    """The CPU model, core count, torch version and OS, for the results."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -223,6 +235,7 @@ def _machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description="jkoic speed/memory benchmark")
     p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced")
     p.add_argument("--repeats", type=int, default=1)

@@ -40,6 +40,7 @@ def _rss_mib() -> float:
 
 
 def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
+    """Time one metric on two ``n``-point sets in 2-D; wall and CPU seconds, value, memory."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -78,12 +79,14 @@ def _run_case(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
 
 
 def _in_fresh_process(case: str, n: int, threads: int, device: str) -> dict[str, Any]:
+    """:func:`_run_case` in a fresh process, so that its peak memory is its own."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
         return pool.apply(_run_case, (case, n, threads, device))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=50_000, help="samples per set for the energy distances")
     parser.add_argument("--n-w2", type=int, default=5_000, help="samples per set for W2")
