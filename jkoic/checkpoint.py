@@ -163,6 +163,8 @@ def state(model: Sampler) -> dict[str, Any]:
         "dtype": str(model.dtype).replace("torch.", ""),
         "latent_mean": model.latent_mean.detach().cpu().clone(),
         "layers": layers,
+        "plan_length": len(model.plan),
+        "stop_reason": model.stop_reason,
         "log": to_plain(model.log),
     }
     st["checksum"] = checksum(st)
@@ -185,6 +187,8 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "latent_mean": Tensor,
     "dtype": str,
     "seed": (int, type(None)),
+    "plan_length": int,
+    "stop_reason": (str, type(None)),
     "checksum": str,
 }
 
@@ -238,6 +242,13 @@ def load_into(model: Sampler, st: dict[str, Any], *, strict_config: bool, source
     check_target(st["target"], model, source)
     if strict_config and st["config"] != to_plain(model.config.to_dict()):
         raise CheckpointError(f"{source} was trained with a different Config; pass resume=False to start over")
+    full = len(model.plan)
+    if not len(st["layers"]) <= st["plan_length"] <= full:
+        raise CheckpointError(
+            f"{source}: plan_length {st['plan_length']} does not fit its {len(st['layers'])} layers and the "
+            f"Config's schedule of {full}"
+        )
+    model.plan = model.plan[: st["plan_length"]]
     layers = nn.ModuleList()
     for i, spec in enumerate(st["layers"]):
         kind = spec.get("kind") if isinstance(spec, dict) else None
@@ -266,6 +277,7 @@ def load_into(model: Sampler, st: dict[str, Any], *, strict_config: bool, source
     model.layers = layers.to(device=model.device, dtype=model.dtype)
     model.latent_mean.copy_(st["latent_mean"].to(model.latent_mean))
     model.seed = st["seed"]
+    model.stop_reason = st["stop_reason"]
     model.log = list(st["log"])
 
 

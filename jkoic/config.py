@@ -113,6 +113,20 @@ def _multiples(v: Any) -> list[float]:
 _multiples.rule = "non-empty list of numbers >= 0"  # type: ignore[attr-defined]
 
 
+def _vector(v: Any) -> list[float]:
+    ok = (
+        isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) for s in v)
+    )
+    if not ok:
+        raise ValueError("must be a non-empty list of finite numbers")
+    return [float(s) for s in v]
+
+
+_vector.rule = "list of d numbers"  # type: ignore[attr-defined]
+
+
 def _f(default: Any, check: _Check, group: str, doc: str) -> Any:
     """A Config field with its rule, group and documentation."""
     assert group in GROUPS
@@ -148,6 +162,13 @@ class Config:
         _number(0.0, 1.0, high_open=True),
         "schedule",
         "r: fraction each rejection step rejects; fixes c by bisection (Remark 4.4, Alg. 5)",
+    )
+    adaptive: bool = _f(
+        False,
+        _bool,
+        "schedule",
+        "stop adding blocks once a block no longer improves the fresh-sample ELBO, importance-weighted log Z or "
+        "ESS by more than their standard errors; n_blocks is then the most blocks (Outlook of the paper)",
     )
     rejection: bool = _f(
         True, _bool, "schedule", "False leaves the rejection steps out: the neural JKO ablation of Table 1"
@@ -246,6 +267,9 @@ class Config:
     )
     # --- initialisation (Remark E.2) ---
     latent_scale: float = _f(1.0, _number(), "initialisation", "standard deviation of the Gaussian latent")
+    latent_mean: list[float] | None = _f(
+        None, _optional(_vector), "initialisation", "mean of the Gaussian latent, one number per dimension (None: 0)"
+    )
     latent_mode_steps: int = _f(
         0, _int(0), "initialisation", "> 0: latent mean by this many gradient ascent steps on log g from 0 (LGCP)"
     )

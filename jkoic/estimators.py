@@ -76,7 +76,13 @@ def effective_sample_size(log_g: Tensor, log_p: Tensor) -> float:
 
 
 def log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
-    """All estimates at once: ``elbo``, ``elbo_std_error``, ``importance``, ``ess``, ``ess_fraction``, ``n``."""
+    """All estimates at once, with standard errors.
+
+    Returns:
+        ``elbo`` and ``elbo_std_error`` (the standard error of a mean), ``importance`` and
+        ``importance_std_error`` (delta method: ``sqrt(1/ess - 1/n)``), ``ess``,
+        ``ess_fraction`` and ``n``.
+    """
     lw = log_weights(log_g, log_p)
     n = lw.shape[0]
     elbo = float(lw.mean())
@@ -86,6 +92,7 @@ def log_z_stats(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
         "elbo": elbo,
         "elbo_std_error": se,
         "importance": float(torch.logsumexp(lw, dim=0)) - math.log(n),
+        "importance_std_error": math.sqrt(max(1.0 / ess - 1.0 / n, 0.0)),
         "ess": ess,
         "ess_fraction": ess / n,
         "n": n,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from . import checkpoint, stack, training
 from .checkpoint import CheckpointError
 from .config import Config, schedule
+from .defaults import auto_config
 from .estimators import log_z_stats
 from .seeding import check_seed, new_generator
 from .stack import KIND_LETTERS, FlowLayer, Latent
@@ -46,8 +48,10 @@ class Sampler(nn.Module):
         target: a :class:`jkoic.target.Target` (e.g. from ``jkoic.targets.get``), a target
             name, or any callable ``log g(x)`` (``x`` of shape ``(n, dim)`` to ``(n,)``) with a
             ``dim`` attribute or ``dim=`` given.
-        config: hyper-parameters (default: ``Config()``, the paper's protocol); see
-            :func:`jkoic.preset`. The model keeps its own copy.
+        config: hyper-parameters; default: :func:`jkoic.defaults.auto_config`, CPU-friendly
+            training with the latent and ``tau0`` read off the target and the adaptive
+            schedule. :func:`jkoic.preset` gives the paper's settings per target. The model
+            keeps its own copy.
         dim: the dimension when ``target`` is a plain callable without ``dim``.
         device: ``"cpu"`` or ``"cuda"`` (the target must accept tensors there).
         dtype: floating point type of the model (float32 as the paper).
@@ -80,15 +84,25 @@ class Sampler(nn.Module):
             raise TypeError(f"config must be a jkoic.Config, got {type(config).__name__}")
         self.target = as_target(target, dim=dim)
         self.dim = int(self.target.dim)
-        self.config = Config() if config is None else config.replace()  # an own, frozen copy
+        self.register_buffer("latent_mean", torch.zeros(self.dim, dtype=dtype))
+        self.to(device)
+        self._probe_target()
+        if config is None:  # the default: settings read off the target (jkoic.defaults)
+            config = auto_config(self.target, self.dim, device=self.device, dtype=dtype)
+        self.config = config.replace()  # an own, frozen copy
+        if self.config.latent_mean is not None:
+            if len(self.config.latent_mean) != self.dim:
+                raise ValueError(
+                    f"Config.latent_mean has {len(self.config.latent_mean)} entries, the target has dim {self.dim}"
+                )
+            self.latent_mean.copy_(torch.tensor(self.config.latent_mean, dtype=dtype))
         self.plan = schedule(self.config)
         self.layers = nn.ModuleList()
-        self.register_buffer("latent_mean", torch.zeros(self.dim, dtype=dtype))
         self.latent_scale = float(self.config.latent_scale)
         self.seed: int | None = None
         self.log: list[dict[str, Any]] = []
-        self.to(device)
-        self._probe_target()
+        #: why an adaptive or budgeted fit stopped early (None: the whole schedule was trained)
+        self.stop_reason: str | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -133,7 +147,6 @@ class Sampler(nn.Module):
         ``-inf`` is allowed here: a density may vanish at these points."""
         x = torch.zeros(3, self.dim, device=self.device, dtype=self.dtype)
         x[1, 0], x[2, 0] = 1.0, -1.0
-        x = self.latent_mean + self.latent_scale * x
         with torch.no_grad():
             try:
                 check_log_prob(self.target, x)
@@ -303,8 +316,17 @@ class Sampler(nn.Module):
         resume: bool = True,
         callback: Callable[[Sampler, dict[str, Any]], None] | None = None,
         final_stats: bool = True,
+        max_layers: int | None = None,
+        max_time: float | None = None,
     ) -> Sampler:
         """Train the layers of Algorithm 2 one after the other.
+
+        With ``Config.adaptive`` the schedule stops at the first block boundary where the
+        model, measured on fresh samples, no longer improves by more than the estimates'
+        standard errors (:func:`jkoic.training.improved`); ``max_layers`` and ``max_time``
+        stop it as well. A stopped schedule still fits the rejection steps of the block it
+        stops in (they cost no training), and the model counts as trained with the layers it
+        has (``model.plan`` is cut there; ``model.stop_reason`` says why).
 
         Args:
             seed: run seed; every training unit draws its randomness from a generator seeded
@@ -318,13 +340,15 @@ class Sampler(nn.Module):
             final_stats: log the ELBO, importance log Z and ESS of the finished model on one
                 more fresh dataset of ``dataset_size`` samples (every earlier layer gets them
                 from the next unit's dataset).
+            max_layers: train at most this many layers.
+            max_time: start no further CNF step after this many seconds of this call.
 
         Returns:
             ``self``.
 
         Raises:
-            ValueError: for a bad seed, or a seed other than the one the model (or the
-                checkpoint) was trained with.
+            ValueError: for a bad seed, ``max_layers`` or ``max_time``, or a seed other than
+                the one the model (or the checkpoint) was trained with.
             CheckpointError: if ``checkpoint`` is damaged, for another target, or was trained
                 with another Config.
         """
@@ -333,6 +357,12 @@ class Sampler(nn.Module):
         seed = check_seed(seed)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        if max_layers is not None:
+            max_layers = _count(max_layers, "max_layers", 1)
+        if max_time is not None and (
+            isinstance(max_time, bool) or not isinstance(max_time, numbers.Real) or not max_time > 0
+        ):
+            raise ValueError(f"max_time must be a positive number of seconds, got {max_time!r}")
         if checkpoint is not None and resume and Path(checkpoint).exists():
             _load_resumable(self, checkpoint)
             if self.seed is not None and self.seed != seed:
@@ -346,6 +376,7 @@ class Sampler(nn.Module):
                 "make a new Sampler to train with another seed"
             )
         self.seed = seed
+        t0 = time.perf_counter()
         if self.n_layers == 0 and self.config.latent_mode_steps > 0:
             self.latent_mean.copy_(training.fit_latent_mean(self))
         units = training.units(self.plan)
@@ -354,6 +385,7 @@ class Sampler(nn.Module):
             start = max(u[0] for u in units if u[0] <= done - 1)
             del self.layers[start:]
             self.log = self.log[:start]
+        rule = _StopRule(self, max_layers, max_time, t0)
         bar = tqdm(
             total=len(self.plan),
             initial=self.n_layers,
@@ -366,11 +398,15 @@ class Sampler(nn.Module):
                 if unit[0] < self.n_layers:
                     continue
                 try:
-                    entries = training.fit_unit(self, seed, unit, progress)
+                    entries = training.fit_unit(self, seed, unit, progress, keep=rule.keep)
                 except BaseException:  # leave the model at its last complete unit
                     del self.layers[unit[0] :]
                     self.log = self.log[: unit[0]]
                     raise
+                if rule.reason is not None:
+                    self.plan = self.plan[: self.n_layers]
+                    self.stop_reason = rule.reason
+                    bar.total = len(self.plan)
                 if checkpoint is not None:
                     self.save(checkpoint)
                 for entry in entries:
@@ -378,6 +414,8 @@ class Sampler(nn.Module):
                         callback(self, entry)
                     bar.set_postfix_str(f"{entry['kind']} elbo={entry.get('log_z_elbo_before', float('nan')):.3g}")
                     bar.update(1)
+                if rule.reason is not None:
+                    break
         finally:
             bar.close()
         if final_stats and self.log and "log_z_elbo" not in self.log[-1]:
@@ -385,6 +423,34 @@ class Sampler(nn.Module):
             if checkpoint is not None:
                 self.save(checkpoint)
         return self
+
+    def summary(self) -> str:
+        """The per-layer report of the training log, one line per layer.
+
+        Columns: index, kind, tau, the ELBO and importance-weighted log Z of the model after
+        the layer (on fresh samples, with standard errors), ESS fraction, rejection rate of a
+        rejection layer, and the seconds the layer took (dataset and training).
+        """
+        head = f"{'layer':>5} {'kind':<13} {'tau':>9} {'ELBO':>19} {'IW log Z':>19} {'ESS':>6} {'rej':>5} {'sec':>7}"
+        lines = [head, "-" * len(head)]
+        for e in self.log:
+
+            def est(key: str, e: dict[str, Any] = e) -> str:
+                if key not in e:
+                    return f"{'-':>19}"
+                return f"{e[key]:>9.4g} +- {e.get(key + '_se', float('nan')):<7.2g}"
+
+            rej = f"{1 - e['mean_alpha']:>5.2f}" if "mean_alpha" in e else f"{'':>5}"
+            ess = f"{e['ess_fraction']:>6.3f}" if "ess_fraction" in e else f"{'-':>6}"
+            tau = f"{e['tau']:>9.4g}" if e["kind"] != "rejection" else f"{'':>9}"
+            sec = e.get("train_seconds", 0.0) + e.get("dataset_seconds", 0.0)
+            lines.append(
+                f"{e['layer']:>5} {e['kind']:<13} {tau} {est('log_z_elbo')} {est('log_z_importance')} {ess} {rej} "
+                f"{sec:>7.1f}"
+            )
+        if self.stop_reason is not None:
+            lines.append(f"stopped after {self.n_layers} layers: {self.stop_reason}")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ save / load
     def state(self) -> dict[str, Any]:
@@ -445,3 +511,44 @@ class Sampler(nn.Module):
 def _load_resumable(model: Sampler, path: str | os.PathLike[str]) -> None:
     """Load a resumable checkpoint into ``model`` (same target, same Config)."""
     checkpoint.load_into(model, checkpoint.read(path), strict_config=True, source=str(path))
+
+
+class _StopRule:
+    """When a fit stops early: at ``max_layers``, after ``max_time``, or (``Config.adaptive``) at
+    the first block whose rejection steps, with the CNF step before them, improved the model
+    by no more than the estimates' standard errors."""
+
+    def __init__(self, model: Sampler, max_layers: int | None, max_time: float | None, t0: float) -> None:
+        self.model = model
+        self.max_layers = max_layers
+        self.max_time = max_time
+        self.t0 = t0
+        self.reason: str | None = None
+        self.boundary: dict[str, float] | None = None
+        for k in range(1, model.n_layers):  # the last block boundary a resumed fit has passed
+            if self._is_boundary(k) and "log_z_elbo_se" in model.log[k - 1]:
+                self.boundary = model.log[k - 1]
+
+    def _is_boundary(self, k: int) -> bool:
+        """Whether layer ``k`` is a CNF step that follows a block's rejection steps."""
+        plan = self.model.plan
+        return 0 < k < len(plan) and plan[k][0] != "rejection" and plan[k - 1][0] == "rejection"
+
+    def keep(self, k: int, stats: dict[str, float]) -> bool:
+        """Whether to fit layer ``k``, given the estimates of the model below it (sets ``reason`` if not)."""
+        if self.max_layers is not None and k >= self.max_layers:
+            self.reason = f"max_layers={self.max_layers}"
+            return False
+        if self.model.plan[k][0] == "rejection":
+            return True  # rejection steps take seconds: a block is always completed
+        if self.max_time is not None and time.perf_counter() - self.t0 >= self.max_time:
+            self.reason = f"max_time={self.max_time:g} s"
+            return False
+        if self.model.config.adaptive and self._is_boundary(k):
+            if self.boundary is not None and not training.improved(self.boundary, stats):
+                self.reason = (
+                    "converged: the last block improved neither ELBO nor IW log Z by more than their std. error"
+                )
+                return False
+            self.boundary = stats
+        return True

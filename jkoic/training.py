@@ -15,7 +15,9 @@ References:
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,7 +30,16 @@ from .rejection import RejectionParams, fit_rejection
 from .seeding import new_generator, seed_for
 from .stack import Drawer, FlowLayer, RejectionLayer, Stack
 
-__all__ = ["final_stats", "fit_latent_mean", "fit_unit", "gradient_flow_layer", "stats_entry", "train_cnf", "units"]
+__all__ = [
+    "final_stats",
+    "improved",
+    "fit_latent_mean",
+    "fit_unit",
+    "gradient_flow_layer",
+    "stats_entry",
+    "train_cnf",
+    "units",
+]
 
 #: training points on which ``Config.sample_steps_tol`` compares step counts
 CALIBRATION_POINTS = 2000
@@ -49,9 +60,32 @@ def units(plan: list[tuple[str, float]]) -> list[list[int]]:
 
 
 def stats_entry(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
-    """The per-layer log's estimates on a dataset: ELBO, importance-weighted log Z, ESS fraction."""
+    """The per-layer log's estimates on a dataset: ELBO and importance-weighted log Z with their
+    standard errors, and the ESS fraction."""
     s = log_z_stats(log_g, log_p)
-    return {"log_z_elbo": s["elbo"], "log_z_importance": s["importance"], "ess_fraction": s["ess_fraction"]}
+    return {
+        "log_z_elbo": s["elbo"],
+        "log_z_elbo_se": s["elbo_std_error"],
+        "log_z_importance": s["importance"],
+        "log_z_importance_se": s["importance_std_error"],
+        "ess_fraction": s["ess_fraction"],
+        "n_eval": s["n"],
+    }
+
+
+def improved(before: dict[str, float], after: dict[str, float]) -> bool:
+    """Whether the model improved from ``before`` to ``after`` (two :func:`stats_entry` records of
+    fresh samples) by more than the estimates' standard errors.
+
+    True when the ELBO or the importance-weighted log Z rose by more than the standard error
+    of their difference (the two samples are independent). Both are maximal, at log Z, for the
+    exact model (the ELBO in expectation, the importance estimate in the limit).
+    """
+    for key in ("log_z_elbo", "log_z_importance"):
+        se = math.hypot(before[f"{key}_se"], after[f"{key}_se"])
+        if after[key] - before[key] > se:
+            return True
+    return False
 
 
 def gradient_flow_layer(model: Stack, time: float, steps: int) -> FlowLayer:
@@ -86,8 +120,24 @@ def fit_latent_mean(model: Stack) -> Tensor:
     return x.detach()[0]
 
 
-def fit_unit(model: Stack, seed: int, unit: list[int], progress: bool) -> list[dict[str, Any]]:
-    """Fit the layers of one unit, appending them to ``model.layers`` and their entries to ``model.log``."""
+def fit_unit(
+    model: Stack,
+    seed: int,
+    unit: list[int],
+    progress: bool,
+    keep: Callable[[int, dict[str, float]], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Fit the layers of one unit, appending them to ``model.layers`` and their entries to ``model.log``.
+
+    Args:
+        model: the model so far.
+        seed: the run seed.
+        unit: the unit's layer indices (see :func:`units`).
+        progress: show tqdm bars.
+        keep: called before each layer ``k`` as ``keep(k, estimates)`` with the estimates of
+            the model so far on the unit's (fresh, or freshly rejected) dataset; ``False``
+            stops the unit there (the adaptive schedule's stopping rule). ``None``: fit all.
+    """
     device = model.latent().mean.device
     gen = new_generator(seed_for(seed, unit[0]), device)
     drawer = Drawer(model, gen)
@@ -102,6 +152,8 @@ def fit_unit(model: Stack, seed: int, unit: list[int], progress: bool) -> list[d
         stats = stats_entry(data.log_g, data.log_p)
         if log:  # the dataset is a sample of the model so far: log its quality
             log[-1].update(stats)
+        if keep is not None and not keep(k, stats):
+            break
         entry: dict[str, Any] = {
             "layer": k,
             "kind": kind,
