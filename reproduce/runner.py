@@ -3,16 +3,21 @@
 Command line::
 
     python -m reproduce run --profile cpu [--jobs N] [--only NAMES] [--no-assemble]
+                            [--scheduler local | local-dask | tcp://HOST:PORT] [--force] [--shared]
     python -m reproduce smoke                # regenerate notebooks/smoke/*.ipynb (nbval copies)
-    python -m reproduce list --profile cpu   # the notebook runs of a profile (for make)
+    python -m reproduce list --profile cpu   # the notebook runs of a profile
+    python -m reproduce jobs --profile paper # its jobs: one per (target, run), with their resources
     python -m reproduce headline             # JKO-IC's cells of Tables 1-4 beside the paper's
 
 A *profile* is ``notebooks/profiles/<name>.yaml``: a ``defaults`` mapping of parameters
 given to every notebook that declares them, then one mapping per notebook run (the key is
 the run name; ``notebook:`` selects the source notebook when it differs from the key).
-``run`` executes each notebook with papermill into ``<results_dir>/notebooks/<run>.ipynb``
-and then the ``assemble`` run, which turns the per-target results JSON into the tables
-(Markdown, LaTeX, CSV) and figures (PNG, PDF).
+``run`` executes the profile's job grid (:mod:`reproduce.grid`: one job per target and run
+index, each a papermill execution into ``<results_dir>/notebooks/<job>.ipynb``; jobs done
+before are skipped; locally or on Dask, :mod:`reproduce.gridrun`), combines the runs of each
+target and then runs the ``assemble`` notebook, which turns the per-target results JSON into the
+tables (Markdown, LaTeX, CSV) and figures (PNG, PDF). ``smoke`` executes each notebook whole
+(:func:`run_notebooks`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,17 @@ from .paths import repo_root, resolve_path
 from .results import write_text
 from .tables import headline
 
-__all__ = ["execute", "load_profile", "main", "plan", "profiles_dir", "run_names", "run_profile", "smoke"]
+__all__ = [
+    "execute",
+    "load_profile",
+    "main",
+    "plan",
+    "profiles_dir",
+    "run_names",
+    "run_notebooks",
+    "run_profile",
+    "smoke",
+]
 
 #: ``(run name, source notebook stem, parameters)``
 Run = tuple[str, str, dict[str, Any]]
@@ -163,7 +178,9 @@ def _kernel_start_failed(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "before replying to kernel_info" in str(error)
 
 
-def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = False) -> float:
+def execute(
+    src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = False, log_output: bool = False
+) -> float:
     """Execute a notebook with papermill (working directory: the repository root).
 
     A kernel that dies while starting is started again, up to ``_KERNEL_START_ATTEMPTS``
@@ -174,6 +191,7 @@ def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = F
         out: the executed copy to write.
         parameters: parameters; those ``src`` does not declare are left out.
         clean: drop volatile metadata from ``out`` (:func:`_clean_executed`).
+        log_output: log the cells' output as they run (logger ``papermill``; the grid's job logs).
 
     Returns:
         The seconds taken.
@@ -191,7 +209,13 @@ def execute(src: Path, out: Path, parameters: dict[str, Any], *, clean: bool = F
     for attempt in range(_KERNEL_START_ATTEMPTS):
         try:
             papermill.execute_notebook(
-                str(src), str(out), parameters=params, cwd=str(repo_root()), kernel_name="python3", progress_bar=False
+                str(src),
+                str(out),
+                parameters=params,
+                cwd=str(repo_root()),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=log_output,
             )
             break
         except Exception as e:
@@ -228,11 +252,60 @@ def run_profile(
     jobs: int = 1,
     only: Iterable[str] | None = None,
     assemble: bool = True,
+    scheduler: str | None = None,
+    force: bool = False,
+    shared: bool = False,
+) -> dict[str, float]:
+    """Run the job grid of a profile (:mod:`reproduce.gridrun`): every (target, run) a job.
+
+    Jobs done before with the same parameters and code are skipped; a failed job is retried
+    once; ``assemble`` runs last, also after a failure.
+
+    Args:
+        profile: the profile name (or a path to its YAML).
+        jobs: jobs at once (local engine) or workers (``local-dask``).
+        only: run names, targets or job ids (``assemble`` for the assemble notebook; None: all).
+        assemble: run the ``assemble`` notebook (if selected).
+        scheduler: None (``$DASK_SCHEDULER_ADDRESS`` if set, else local processes), ``local``,
+            ``local-dask`` or ``tcp://HOST:PORT``.
+        force: re-run the selected jobs even where done.
+        shared: the results folder is shared by the workers at the same path (no file transfer).
+
+    Returns:
+        Seconds per job run (skipped jobs are not listed).
+
+    Raises:
+        ValueError: no such profile, or ``only`` is empty or names nothing of the profile.
+        RuntimeError: jobs or the assemble notebook failed (listed with their errors).
+    """
+    from .gridrun import run_grid
+
+    report = run_grid(profile, jobs=jobs, only=only, assemble=assemble, scheduler=scheduler, force=force, shared=shared)
+    errors = dict(report.failed)
+    if report.assemble_error:
+        errors["assemble"] = report.assemble_error
+    if errors:
+        raise RuntimeError(
+            "job(s) failed: "
+            + "; ".join(f"{k}: {v.strip().splitlines()[-1] if v.strip() else v}" for k, v in errors.items())
+        )
+    return dict(report.ran)
+
+
+def run_notebooks(
+    profile: str,
+    *,
+    jobs: int = 1,
+    only: Iterable[str] | None = None,
+    assemble: bool = True,
     out_dir: str | os.PathLike[str] | None = None,
     numbered: bool = False,
     clean: bool = False,
 ) -> dict[str, float]:
-    """Execute the notebooks of a profile; ``assemble`` runs last, also after a failure.
+    """Execute the notebooks of a profile whole (all runs in one notebook); ``assemble`` last.
+
+    The nbval copies are made this way (:func:`smoke`); ``python -m reproduce run`` runs
+    the job grid instead (:func:`run_profile`).
 
     Args:
         profile: the profile name (or a path to its YAML).
@@ -312,36 +385,54 @@ def smoke(jobs: int = 1) -> dict[str, float]:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("*.ipynb"):
         old.unlink()
-    return run_profile("smoke", jobs=jobs, out_dir=dest, numbered=True, clean=True)
+    return run_notebooks("smoke", jobs=jobs, out_dir=dest, numbered=True, clean=True)
 
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command-line parser and its ``run`` subparser."""
     ap = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="execute the notebooks of a profile, then assemble tables and figures")
+    r = sub.add_parser("run", help="run the job grid of a profile (what is not done), then assemble tables and figures")
     r.add_argument("--profile", default="cpu", help="smoke | cpu | paper (notebooks/profiles/<name>.yaml)")
-    r.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
-    r.add_argument("--only", default=None, help="comma-separated run names (see `list`; assemble included)")
+    r.add_argument("--jobs", type=int, default=1, help="jobs at once (local), or workers (local-dask)")
+    r.add_argument(
+        "--only", default=None, help="comma-separated run names, targets or job ids (see `list`, `jobs`; assemble)"
+    )
     r.add_argument("--no-assemble", action="store_true", help="skip the assemble notebook")
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        help="local (default; $DASK_SCHEDULER_ADDRESS if set), local-dask (a Dask cluster on 127.0.0.1), "
+        "or tcp://HOST:PORT (an existing Dask scheduler); see docs/cluster.md",
+    )
+    r.add_argument("--force", action="store_true", help="re-run the selected jobs even where done")
+    r.add_argument(
+        "--shared", action="store_true", help="the results folder is on a file system every worker shares (same path)"
+    )
     s = sub.add_parser("smoke", help="regenerate notebooks/smoke/*.ipynb (the nbval copies)")
     s.add_argument("--jobs", type=int, default=1)
     l_ = sub.add_parser("list", help="print the run names of a profile (assemble excluded)")
     l_.add_argument("--profile", default="cpu")
+    j = sub.add_parser("jobs", help="print the jobs of a profile: one per (target, run), with its resources")
+    j.add_argument("--profile", default="cpu")
     h = sub.add_parser("headline", help="print JKO-IC's cells of Tables 1-4, ours beside the paper's (Markdown)")
     h.add_argument("--tables", default="figures/tables", help="directory with table1.csv .. table4.csv")
     return ap, r
 
 
 def _parse_only(run_parser: argparse.ArgumentParser, profile: str, only: str) -> list[str]:
-    """The run names of ``--only``; exits with a usage error (status 2) if one is empty or unknown."""
+    """The names of ``--only``; exits with a usage error (status 2) if one is empty or unknown."""
+    from .grid import plan_grid
+
     wanted = [o.strip() for o in only.split(",")]
     names = run_names(load_profile(profile))
+    grid = plan_grid(profile)
+    known = set(names) | {n for jb in grid.jobs for n in (jb.name, jb.target)}
     if not all(wanted):
         run_parser.error(
             f"argument --only: empty run name in {only!r}; runs of profile {profile!r}: {', '.join(names)}"
         )
-    unknown = [o for o in wanted if o not in names]
+    unknown = [o for o in wanted if o not in known]
     if unknown:
         run_parser.error(
             f"argument --only: profile {profile!r} has no run(s) {', '.join(unknown)}; runs: {', '.join(names)}"
@@ -368,13 +459,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.cmd == "list":
             print(" ".join(name for name, nb, _ in plan(load_profile(a.profile)) if nb != "assemble"))
             return 0
-        t0 = time.perf_counter()
+        if a.cmd == "jobs":
+            from .grid import plan_grid
+
+            grid = plan_grid(a.profile)
+            width = max(len(jb.name) for jb in grid.jobs)
+            for jb in grid.jobs:
+                print(f"{jb.name:{width}s}  {jb.describe()}")
+            gpu = sum(1 for jb in grid.jobs if jb.resources.get("GPU"))
+            print(
+                f"{len(grid.jobs)} jobs ({gpu} on a GPU), {len(grid.targets())} targets; results in {grid.results_dir}"
+            )
+            return 0
         if a.cmd == "smoke":
+            t0 = time.perf_counter()
             times = smoke(jobs=a.jobs)
-        else:
-            only = _parse_only(run_parser, a.profile, a.only) if a.only is not None else None
-            times = run_profile(a.profile, jobs=a.jobs, only=only, assemble=not a.no_assemble)
-        print(f"{_LOG} done: {len(times)} notebook(s) in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(f"{_LOG} done: {len(times)} notebook(s) in {time.perf_counter() - t0:.1f} s", flush=True)
+            return 0
+        only = _parse_only(run_parser, a.profile, a.only) if a.only is not None else None
+        run_profile(
+            a.profile,
+            jobs=a.jobs,
+            only=only,
+            assemble=not a.no_assemble,
+            scheduler=a.scheduler,
+            force=a.force,
+            shared=a.shared,
+        )
         return 0
     except (ValueError, RuntimeError) as e:
         print(f"reproduce: error: {e}", file=sys.stderr)

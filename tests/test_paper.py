@@ -386,7 +386,8 @@ def test_cli_passes_a_valid_selection(monkeypatch):
     calls = []
     monkeypatch.setattr(runner, "run_profile", lambda profile, **kw: calls.append((profile, kw)) or {"mustache": 1.0})
     assert runner.main(["run", "--profile", "smoke", "--only", "mustache, assemble"]) == 0
-    assert calls == [("smoke", {"jobs": 1, "only": ["mustache", "assemble"], "assemble": True})]
+    grid = {"scheduler": None, "force": False, "shared": False}
+    assert calls == [("smoke", {"jobs": 1, "only": ["mustache", "assemble"], "assemble": True, **grid})]
 
 
 @pytest.mark.parametrize("only", [[], [""], ["nope"]])
