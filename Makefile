@@ -8,22 +8,29 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.jkoic-installed
 PROFILE ?= cpu
 RESULTS ?= results/$(PROFILE)
-# make paper runs JOBS notebooks at once with PAPER_THREADS torch threads each (on 2 cores, two
-# notebooks of one thread each beat one of two threads: the 2-D networks are too small to split)
+# make paper runs JOBS jobs (notebook executions) at once with PAPER_THREADS torch threads each (on
+# 2 cores, two notebooks of one thread each beat one of two threads: the 2-D networks are too small)
 JOBS ?= 2
 PAPER_THREADS ?= 1
+# SCHEDULER: empty (local processes; $DASK_SCHEDULER_ADDRESS if set), local-dask (a Dask cluster on
+# 127.0.0.1, JOBS workers) or tcp://HOST:PORT (an existing Dask scheduler; docs/cluster.md)
+SCHEDULER ?=
+# FORCE=1: re-run the jobs already done (default: a job done with the same settings and code is skipped)
+FORCE ?=
 export JKOIC_DATA_DIR ?= $(CURDIR)/data
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 # the reproduction package (reproduce/) is imported from the checkout, by the runner and the notebooks
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install data lint test unit nbval smoke paper paper-notebooks bench clean help
+.PHONY: install data lint test unit nbval smoke paper jobs bench clean help
 
 help:
 	@echo "make test             ruff lint + format check, unit tests, notebooks (smoke profile) under nbval"
-	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper); runs JOBS=2 notebooks"
-	@echo "                      at once with PAPER_THREADS=1 torch thread each, assemble runs last"
+	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper): one job per target and run,"
+	@echo "                      JOBS=2 at once with PAPER_THREADS=1 torch thread each, assemble last; jobs done before"
+	@echo "                      are skipped (FORCE=1 re-runs); SCHEDULER=local-dask | tcp://HOST:PORT runs them on Dask"
+	@echo "make jobs             the jobs of PROFILE with their resources"
 	@echo "make smoke            regenerate notebooks/smoke/*.ipynb (the nbval copies) with the smoke profile"
 	@echo "make data             fill $(JKOIC_DATA_DIR) from ../shared/data or the public sources"
 	@echo "make bench            speed / memory benchmarks (prints a table)"
@@ -33,7 +40,7 @@ $(STAMP): pyproject.toml
 	# torch first, exactly the tested version, so pip takes the local CPU wheel where one exists (no
 	# CUDA download); the project itself only requires a minimum torch, which this satisfies
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[test,notebooks,baselines]"
+	$(PYTHON) -m pip install -q -e ".[test,notebooks,baselines,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -65,21 +72,19 @@ lint: install
 
 test: lint unit nbval
 
-# make paper [PROFILE=cpu|paper|smoke] [JOBS=2] [PAPER_THREADS=1]: one make target per notebook run
-# of the profile (listed longest first), JOBS of them at once; the assemble notebook (tables,
-# figures) runs last, also when a notebook failed (its cells show '-'); the exit status reports any
-# failure. On a GPU: make paper PROFILE=paper JOBS=1 PAPER_THREADS=0.
+# make paper [PROFILE=cpu|paper|smoke] [JOBS=2] [PAPER_THREADS=1] [SCHEDULER=] [FORCE=]: the profile's
+# job grid (one notebook execution per target and run, reproduce/grid.py), JOBS at once; a job done
+# before with the same settings and code is skipped, so a killed run started again runs what is
+# missing; a failed job is retried once. The assemble notebook (tables, figures) runs last, also when
+# a job failed (its cells show '-'); the exit status reports any failure. Results, executed
+# notebooks and logs: results/$(PROFILE)/{runs,notebooks,logs}/. On a GPU: make paper PROFILE=paper
+# JOBS=1 PAPER_THREADS=0; on a cluster: docs/cluster.md.
 paper: install data
-	@status=0; \
-	JKOIC_THREADS=$(PAPER_THREADS) $(MAKE) --no-print-directory -k -j$(JOBS) paper-notebooks \
-	  PAPER_RUNS="$$($(PYTHON) -m reproduce list --profile $(PROFILE))" || status=$$?; \
-	$(PYTHON) -m reproduce run --profile $(PROFILE) --only assemble || status=$$?; \
-	exit $$status
+	JKOIC_THREADS=$(PAPER_THREADS) $(PYTHON) -m reproduce run --profile $(PROFILE) --jobs $(JOBS) \
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FORCE),--force)
 
-paper-notebooks: $(addprefix paper-nb-,$(PAPER_RUNS))
-
-paper-nb-%:
-	$(PYTHON) -m reproduce run --profile $(PROFILE) --only $* --no-assemble
+jobs: install
+	$(PYTHON) -m reproduce jobs --profile $(PROFILE)
 
 bench: install data
 	$(PYTHON) benchmarks/bench.py
