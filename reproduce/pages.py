@@ -178,16 +178,35 @@ def write_readme_headline(
 
 
 # ---------------------------------------------------------------- provenance
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` (empty when unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _notebook_times(results_dir: Path) -> dict[str, dict[str, Any]]:
-    """Wall time and end time of every executed notebook under ``results_dir/notebooks`` (papermill metadata)."""
+    """Wall time, end time and machine of every notebook execution behind ``results_dir``.
+
+    From the job manifests ``runs/<job>/job.json`` (:mod:`reproduce.grid`) where present, else
+    from the papermill metadata of the executed copies under ``notebooks/``.
+    """
     out: dict[str, dict[str, Any]] = {}
+    for p in sorted((results_dir / "runs").glob("*/job.json")):
+        m = _read_json(p)
+        if m.get("status") == "done" and m.get("seconds") is not None:
+            host = m.get("host") or m.get("worker")
+            out[str(m.get("job", p.parent.name))] = {
+                "seconds": round(float(m["seconds"])),
+                "end": m.get("finished"),
+                **({"host": str(host)} if host else {}),
+            }
     for p in sorted((results_dir / "notebooks").glob("*.ipynb")):
-        if p.stem == "assemble":  # still running
+        if p.stem == "assemble" or p.stem in out:  # assemble: still running
             continue
-        try:
-            meta = json.loads(p.read_text()).get("metadata", {}).get("papermill", {})
-        except (OSError, json.JSONDecodeError):
-            continue
+        meta = _read_json(p).get("metadata", {}).get("papermill", {})
         if meta.get("duration") is not None:
             out[p.stem] = {"seconds": round(float(meta["duration"])), "end": meta.get("end_time")}
     return out
@@ -205,7 +224,7 @@ def provenance(results: dict[str, dict[str, Any]], results_dir: str | os.PathLik
         ``profile`` (the profiles of the results, comma-separated), ``assembled`` (UTC time),
         ``commit`` (of this checkout, :func:`reproduce.environment.source_commit`), ``targets``
         (per target: notebook, start time, commit and machine of its run) and ``notebooks``
-        (per executed notebook run: wall seconds and end time).
+        (per notebook execution: wall seconds, end time and, for a grid job, its host).
     """
     targets = {}
     for key, r in sorted(results.items()):
@@ -313,7 +332,10 @@ def _provenance_lines(prov: dict[str, Any] | None, tables_rel: str) -> list[str]
     notebooks = prov.get("notebooks") or {}
     if notebooks:
         wall = ", ".join(f"{k} {v['seconds']}" for k, v in sorted(notebooks.items(), key=lambda kv: -kv[1]["seconds"]))
-        lines += ["", f"Wall time per notebook run (s): {wall}."]
+        lines += ["", f"Wall time per notebook execution (s): {wall}."]
+        hosts = sorted({str(v["host"]) for v in notebooks.values() if v.get("host")})
+        if hosts:
+            lines.append(f"Executed on: {', '.join(hosts)}.")
     return lines
 
 

@@ -142,7 +142,17 @@ def test_provenance_from_results_and_executed_notebooks(tmp_path):
     assert "not recorded" not in page
     assert "- Machine: cpu on some CPU (2 cores, 1 torch threads" in page
     assert "| shifted 8 Peaky | eight_modes | the start time | `abc123` |" in page
-    assert "Wall time per notebook run (s): 8peaky 302." in page
+    assert "Wall time per notebook execution (s): 8peaky 302." in page
+
+
+def test_provenance_prefers_the_job_manifests_of_the_grid(tmp_path):
+    job = {"status": "done", "job": "8peaky.r0", "seconds": 12.4, "finished": "the end", "host": "node-1"}
+    (tmp_path / "runs" / "8peaky.r0").mkdir(parents=True)
+    (tmp_path / "runs" / "8peaky.r0" / "job.json").write_text(json.dumps(job))
+    (tmp_path / "runs" / "gmm10.r0").mkdir()
+    (tmp_path / "runs" / "gmm10.r0" / "job.json").write_text(json.dumps({**job, "status": "running"}))
+    prov = pages.provenance({}, tmp_path)
+    assert prov["notebooks"] == {"8peaky.r0": {"seconds": 12, "end": "the end", "host": "node-1"}}
 
 
 def test_benchmarks_report_needs_the_markers():
