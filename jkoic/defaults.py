@@ -30,33 +30,27 @@ import torch
 from torch import Tensor
 
 from .config import Config
+from .presets import FAST_TRAINING
 
 __all__ = ["DEFAULTS", "MIN_ESS", "PROBE_SCALES", "auto_config", "probe_latent"]
 
 #: the training settings of the default (everything that does not depend on the target)
-DEFAULTS: dict[str, Any] = dict(
-    n_flow_steps=2,
-    n_blocks=8,
-    adaptive=True,
-    rejections_per_block=3,
-    tau_base=4.0,
-    solver="rk4",
-    train_steps=2,
-    adjoint=False,
-    n_iters=500,
-    batch_size=500,
-    dataset_size=20000,
-    sample_steps=2,
-    sample_steps_tol=1e-4,
-    exact_trace_eval_max_dim=10,
-    scale_search=[0.0, 0.5, 1.0],
-    validation_size=2000,
-)
+DEFAULTS: dict[str, Any] = {
+    **FAST_TRAINING,
+    "n_flow_steps": 2,
+    "n_blocks": 8,
+    "adaptive": True,
+    "rejections_per_block": 3,
+    "tau_base": 4.0,
+    "n_iters": 500,
+    "scale_search": [0.0, 0.5, 1.0],
+    "validation_size": 2000,
+}
 
-#: the latent scales the probe compares (a log grid from 0.05 to 100)
 #: the least effective sample size of a scale the probe trusts
 MIN_ESS = 50.0
 
+#: the latent scales the probe compares (a log grid from 0.05 to 100)
 PROBE_SCALES = tuple(float(v) for v in torch.logspace(math.log10(0.05), 2.0, 23))
 
 

@@ -72,7 +72,8 @@ _PAPER: dict[str, dict[str, Any]] = {
 # term keeps each step's paths nearly straight, so 2 RK4 steps suffice in training; sampling and
 # densities use the exact divergence up to d = 10 (no estimator noise for the rejection steps to
 # select), and each CNF step samples with the fewest RK4 steps within 1e-4 of its trained map.
-_FAST_COMMON: dict[str, Any] = dict(
+#: the training settings every ``fast`` preset shares (also the base of :data:`jkoic.defaults.DEFAULTS`)
+FAST_TRAINING: dict[str, Any] = dict(
     solver="rk4",
     train_steps=2,
     adjoint=False,
@@ -123,7 +124,7 @@ def preset(name: str, profile: str = "paper", *, dim: int | None = None, **overr
         raise ValueError(f"profile must be 'paper' or 'fast', got {profile!r}")
     settings = dict(_PAPER[key])
     if profile == "fast":
-        settings.update(_FAST_COMMON)
+        settings.update(FAST_TRAINING)
         settings.update(_FAST.get(key, {}))
     settings.update(overrides)
     return Config(**settings)

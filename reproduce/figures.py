@@ -42,6 +42,19 @@ GREY = "#7f7f7f"
 METHOD_LABELS = {"truth": "ground truth", **{k: v for k, v in PV.METHODS.items()}}
 
 
+def _scatter(ax: Any, x: np.ndarray, name: str, point_size: float) -> None:
+    """The samples of one method (grey for the ground truth) on a 2-D axis."""
+    ax.scatter(
+        x[:, 0],
+        x[:, 1],
+        s=point_size,
+        alpha=0.5,
+        color=GREY if name == "truth" else BLUE,
+        rasterized=True,
+        linewidths=0,
+    )
+
+
 def savefig(
     fig: Any, figures_dir: str | os.PathLike[str], name: str, formats: Sequence[str] = ("png", "pdf"), dpi: int = 150
 ) -> list[Path]:
@@ -145,16 +158,7 @@ def figure_samples(
         if name not in samples:
             ax.set_axis_off()
             continue
-        x = samples[name]
-        ax.scatter(
-            x[:, 0],
-            x[:, 1],
-            s=point_size,
-            alpha=0.5,
-            color=GREY if name == "truth" else BLUE,
-            rasterized=True,
-            linewidths=0,
-        )
+        _scatter(ax, samples[name], name, point_size)
         if means is not None:
             ax.scatter(means[:, 0], means[:, 1], s=6, marker="x", color="k", linewidths=0.6)
         if lims is not None:
@@ -363,16 +367,7 @@ def figure_sample_grid(
                 ax.set_xticks([])
                 ax.set_yticks([])
                 continue
-            x = samples[name]
-            ax.scatter(
-                x[:, 0],
-                x[:, 1],
-                s=point_size,
-                alpha=0.5,
-                color=GREY if name == "truth" else BLUE,
-                rasterized=True,
-                linewidths=0,
-            )
+            _scatter(ax, samples[name], name, point_size)
             if lims is not None:
                 ax.set_xlim(*lims[0])
                 ax.set_ylim(*lims[1])
