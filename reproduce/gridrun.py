@@ -159,7 +159,7 @@ def run_grid(
     report.targets = combine(grid, manifests, set(report.failed))
     touched = {j.target for j in selected}
     for target, status in report.targets.items():
-        if target in touched and not status.startswith("combined"):
+        if target in touched and not status.startswith(("combined", "no results")):
             progress.line(f"target {target}: {status}")
     if run_assemble:
         if report.failed:

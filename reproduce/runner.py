@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from .paths import repo_root, resolve_path
-from .results import write_text
-from .tables import headline
+
+# reproduce.results and reproduce.tables (torch, numpy) are imported where used: a grid job's child
+# process (python -m reproduce.worker) imports this module to execute its notebook, and no more
 
 __all__ = [
     "execute",
@@ -154,6 +155,8 @@ def _declared_parameters(path: Path) -> set[str]:
 def _clean_executed(path: Path) -> None:
     """Drop volatile metadata (timings, random ids) from an executed notebook, keep the outputs."""
     import nbformat
+
+    from .results import write_text
 
     nb = nbformat.read(str(path), as_version=4)
     nb.metadata.pop("papermill", None)
@@ -454,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "headline":
+            from .tables import headline
+
             print(headline(resolve_path(a.tables)), end="")
             return 0
         if a.cmd == "list":

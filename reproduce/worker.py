@@ -152,7 +152,8 @@ def _main(argv: list[str]) -> int:
         seconds = execute(src, spec_path.parent / "notebook.ipynb", spec["params"], log_output=True)
     except Exception as e:
         traceback.print_exc(file=sys.stdout)
-        print(f"[reproduce] {spec['notebook']} failed: {type(e).__name__}", flush=True)
+        detail = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}"
+        print(f"[reproduce] {spec['notebook']} failed: {' '.join(str(detail).split())[:500]}", flush=True)
         return 1
     print(f"[reproduce] {spec['notebook']} executed in {seconds:.1f} s", flush=True)
     return 0
