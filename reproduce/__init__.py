@@ -5,6 +5,9 @@ checkout: ``python -m reproduce run --profile cpu`` (``make paper``).
 
 Modules: :mod:`~reproduce.paper` (the notebooks' namespace, re-exporting the helpers below),
 :mod:`~reproduce.runner` (profiles, notebook execution, the command line),
+the job grid (:mod:`~reproduce.grid`: one job per target and run, the skip rule;
+:mod:`~reproduce.gridrun`, :mod:`~reproduce.engines`, :mod:`~reproduce.worker`,
+:mod:`~reproduce.combine`: running it locally or on Dask, combining the runs),
 :mod:`~reproduce.methods` (targets, method runs, metrics), :mod:`~reproduce.results`
 (results files, :class:`~reproduce.results.Study`), :mod:`~reproduce.tables` (Tables 1-7),
 :mod:`~reproduce.figures` (the figures), :mod:`~reproduce.pages` (the generated pages:
