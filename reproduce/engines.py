@@ -143,15 +143,23 @@ class DaskEngine:
         self.name = "local-dask" if self.cluster is not None else str(self.client.scheduler.address)
         self.client.subscribe_topic(TOPIC, self._on_event)
 
+    def _workers(self) -> dict[str, Any]:
+        """The connected workers' information, by address (all of them, whatever the release)."""
+        try:
+            info = self.client.scheduler_info(n_workers=-1)  # 2025 to mid-2026 releases list 5 by default
+        except TypeError:
+            info = self.client.scheduler_info()
+        return info.get("workers", {})
+
     def describe(self) -> str:
-        workers = self.client.scheduler_info().get("workers", {})
+        workers = self._workers()
         gpus = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers.values())
         where = "a local cluster on 127.0.0.1" if self.cluster is not None else self.client.scheduler.address
         return f"Dask, {where}: {len(workers)} worker(s), GPU resources {gpus:g}"
 
     def offers(self, resource: str) -> bool:
         """Whether a worker now connected offers ``resource``."""
-        workers = self.client.scheduler_info().get("workers", {})
+        workers = self._workers()
         return any(float(w.get("resources", {}).get(resource, 0)) > 0 for w in workers.values())
 
     def _on_event(self, event: Any) -> None:
@@ -164,7 +172,7 @@ class DaskEngine:
         res = spec.get("resources") or {}
         workers = None
         if avoid:
-            info = self.client.scheduler_info().get("workers", {})
+            info = self._workers()
             others = [
                 addr
                 for addr, w in info.items()
