@@ -27,6 +27,7 @@ from ._io import atomic_write, to_plain
 from .cnf import MLPVelocity
 from .rejection import RejectionParams
 from .stack import FlowLayer, RejectionLayer
+from .training import gradient_flow_layer
 
 if TYPE_CHECKING:
     from .sampler import Sampler
@@ -237,8 +238,6 @@ def load_into(model: Sampler, st: dict[str, Any], *, strict_config: bool, source
         CheckpointError: if the checkpoint is for another target, (with ``strict_config``) was
             trained with another Config, or its layers do not fit the model's schedule.
     """
-    from .training import gradient_flow_layer
-
     check_target(st["target"], model, source)
     if strict_config and st["config"] != to_plain(model.config.to_dict()):
         raise CheckpointError(f"{source} was trained with a different Config; pass resume=False to start over")

@@ -27,10 +27,10 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from .config import Config
 from .presets import FAST_TRAINING
+from .target import check_log_prob
 
 __all__ = ["DEFAULTS", "MIN_ESS", "PROBE_SCALES", "auto_config", "probe_latent"]
 
@@ -52,17 +52,6 @@ MIN_ESS = 50.0
 
 #: the latent scales the probe compares (a log grid from 0.05 to 100)
 PROBE_SCALES = tuple(float(v) for v in torch.logspace(math.log10(0.05), 2.0, 23))
-
-
-def _log_g(target: Any, x: Tensor) -> Tensor:
-    """``log g(x)``; ``-inf`` is allowed (no mass there), NaN and ``+inf`` are not."""
-    with torch.no_grad():
-        out = target.log_prob(x)
-    if not isinstance(out, Tensor) or out.shape != (x.shape[0],):
-        raise ValueError(f"log_prob of target {getattr(target, 'name', 'custom')!r} must return shape ({x.shape[0]},)")
-    if bool(torch.isnan(out).any() | torch.isposinf(out).any()):
-        raise ValueError(f"log_prob of target {getattr(target, 'name', 'custom')!r} returned NaN or +inf while probed")
-    return out.double()
 
 
 def probe_latent(
@@ -96,7 +85,9 @@ def probe_latent(
         scored = []  # (scale, estimate, its standard error, ess, log weights, points)
         for s in PROBE_SCALES:
             x = mean + s * eps
-            lw = _log_g(target, x.to(dtype)) - (log_eps - dim * math.log(s))
+            with torch.no_grad():
+                log_g = check_log_prob(target, x.to(dtype), allow_neg_inf=True).double()
+            lw = log_g - (log_eps - dim * math.log(s))
             top = torch.logsumexp(lw, 0)
             if not bool(torch.isfinite(top)):
                 continue

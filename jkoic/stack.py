@@ -109,6 +109,9 @@ class Stack(Protocol):
     layers: nn.ModuleList
     config: Config
     dim: int
+    target: Any
+    plan: list[tuple[str, float]]
+    log: list[dict[str, Any]]
 
     def latent(self) -> Latent: ...
 

@@ -250,20 +250,21 @@ def _format_point(row: Tensor, max_items: int = 6) -> str:
     return "[" + ", ".join(vals) + more + "]"
 
 
-def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor, *, allow_neg_inf: bool = False) -> Tensor:
     """Evaluate ``target.log_prob(x)`` and check the result.
 
     Args:
         target: a :class:`Target` (or anything :func:`as_target` accepts).
         x: points, shape ``(n, dim)``.
+        allow_neg_inf: accept ``-inf`` (a density that vanishes at a point).
 
     Returns:
         The log densities, shape ``(n,)``.
 
     Raises:
         ValueError: if the output is not a floating point tensor of shape ``(n,)``, or
-            contains NaN, +inf or -inf (the message counts the bad values and shows one
-            offending point).
+            contains NaN, +inf or (unless allowed) -inf (the message counts the bad values and
+            shows one offending point).
     """
     if not isinstance(target, Target):
         dim = x.shape[-1] if isinstance(x, Tensor) and x.ndim == 2 else None
@@ -283,12 +284,12 @@ def check_log_prob(target: Target | Callable[[Tensor], Tensor], x: Tensor) -> Te
         raise ValueError(
             f"log_prob of target {target.name!r} returned dtype {out.dtype}, expected a floating point tensor"
         )
-    finite = torch.isfinite(out)
+    finite = torch.isfinite(out) | (torch.isneginf(out) if allow_neg_inf else False)
     if not bool(finite.all()):
         with torch.no_grad():
             n_nan = int(torch.isnan(out).sum())
             n_pinf = int((out == math.inf).sum())
-            n_ninf = int((out == -math.inf).sum())
+            n_ninf = 0 if allow_neg_inf else int((out == -math.inf).sum())
             i = int(torch.nonzero(~finite)[0, 0])
             val = float(out[i])
             point = _format_point(x[i].detach().cpu())

@@ -91,7 +91,7 @@ def improved(before: dict[str, float], after: dict[str, float]) -> bool:
 def gradient_flow_layer(model: Stack, time: float, steps: int) -> FlowLayer:
     """The fixed first layer ``v = grad log g`` for ``time`` (Remark E.2), with the target's
     closed-form score and Laplacian where it has them."""
-    target = model.target  # type: ignore[attr-defined]
+    target = model.target
     closed = getattr(target, "score_and_laplacian", None)
     probe = None
     if callable(closed):
@@ -145,9 +145,9 @@ def fit_unit(
     data = drawer.dataset(model.config.dataset_size)
     t_data = time.perf_counter() - t0
     entries: list[dict[str, Any]] = []
-    log: list[dict[str, Any]] = model.log  # type: ignore[attr-defined]
+    log = model.log
     for k in unit:
-        kind, tau = model.plan[k]  # type: ignore[attr-defined]
+        kind, tau = model.plan[k]
         assert data.log_g is not None
         stats = stats_entry(data.log_g, data.log_p)
         if log:  # the dataset is a sample of the model so far: log its quality

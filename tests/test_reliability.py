@@ -208,7 +208,7 @@ def test_sample_arguments(trained):
 
 
 def test_target_reading_beyond_its_dimension_is_reported_at_construction():
-    with pytest.raises(ValueError, match=r"fails on points of shape \(3, 2\): IndexError"):
+    with pytest.raises(ValueError, match=r"failed on points of shape \(3, 2\): IndexError"):
         Sampler(lambda x: -(x[:, 5] ** 2), tiny(), dim=2)
 
 
@@ -294,3 +294,16 @@ def test_checkpoint_is_a_valid_zip_of_plain_types(trained):
     st = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
     assert st["target"]["name"] == "8modes" and len(st["target"]["fingerprint"]) == 4
     assert st["format_version"] == 2 and len(st["checksum"]) == 64
+
+
+def test_check_log_prob_allows_neg_inf_only_when_asked():
+    from jkoic.target import check_log_prob
+
+    x = torch.zeros(3, 2)
+    vanishing = jkoic.target.CallableTarget(lambda x: torch.tensor([0.0, -torch.inf, -1.0]), 2)
+    with pytest.raises(ValueError, match=r"1 of 3 points \(0 NaN, 0 \+inf, 1 -inf\)"):
+        check_log_prob(vanishing, x)
+    assert check_log_prob(vanishing, x, allow_neg_inf=True)[1] == -torch.inf
+    broken = jkoic.target.CallableTarget(lambda x: torch.tensor([0.0, -torch.inf, torch.nan]), 2)
+    with pytest.raises(ValueError, match=r"1 of 3 points \(1 NaN, 0 \+inf, 0 -inf\)"):
+        check_log_prob(broken, x, allow_neg_inf=True)
