@@ -303,6 +303,15 @@ class Config:
         "sample each CNF step with the fewest RK4 steps whose map and log-det stay "
         "within this of the trained step count's (None: off)",
     )
+    sample_steps_max: int | None = _f(
+        None,
+        _optional(_int(1)),
+        "extensions",
+        "with sample_steps_tol: sample each CNF step with the fewest RK4 steps s (1, 2, 4, ..., "
+        "at most this) whose map and log-det agree with the 2s-step map within sample_steps_tol, "
+        "i.e. the trained field's ODE solved to that accuracy rather than at its training "
+        "discretisation (None: compare with the trained step count)",
+    )
     alpha_samples: int | None = _f(
         None,
         _optional(_int(1)),
@@ -336,6 +345,8 @@ class Config:
             v = getattr(self, name)
             if v is not None and v > self.dataset_size:
                 raise ValueError(f"Config.{name} ({v}) exceeds dataset_size ({self.dataset_size})")
+        if self.sample_steps_max is not None and self.sample_steps_tol is None:
+            raise ValueError("Config.sample_steps_max is set but sample_steps_tol is None: set the tolerance")
         for name in ("late_n_iters", "late_batch_size", "late_lr"):
             if getattr(self, name) is not None and self.late_tau is None:
                 raise ValueError(

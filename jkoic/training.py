@@ -286,9 +286,14 @@ def train_cnf(
     if cfg.scale_search:
         info.update(calibration.search_scale(model, seed, field, k, tau, steps))
     if cfg.sample_steps_tol is not None and cfg.trace_mode(model.dim, evaluation=True) == "exact":
-        steps, info["sample_steps_error"] = calibration.fewest_steps(
-            field, data[:CALIBRATION_POINTS], steps, cfg.sample_steps_tol
-        )
+        if cfg.sample_steps_max is not None:
+            steps, info["sample_steps_error"] = calibration.converged_steps(
+                field, data[:CALIBRATION_POINTS], cfg.sample_steps_max, cfg.sample_steps_tol
+            )
+        else:
+            steps, info["sample_steps_error"] = calibration.fewest_steps(
+                field, data[:CALIBRATION_POINTS], steps, cfg.sample_steps_tol
+            )
     info["sample_steps"] = steps
     if nfes:
         info["mean_nfe"] = sum(nfes) / len(nfes)

@@ -703,3 +703,49 @@ def test_late_cnf_steps_train_with_the_late_learning_rate():
     for bad in (0, -1e-3, True, "1e-3"):
         with pytest.raises(ValueError, match="late_lr must be"):
             tiny_config(late_tau=1.0, late_lr=bad)
+
+
+class _ScaledField(torch.nn.Module):
+    """``v(x) = a x``: the flow map is ``e^a x``, its log-determinant ``d a``."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = a
+
+    def velocity_and_divergence(self, t, z, probes):
+        return self.a * z, torch.full((z.shape[0],), self.a * z.shape[1], dtype=z.dtype)
+
+
+def test_converged_steps_make_samples_and_densities_one_flow():
+    # a strong contraction of a broad latent (the first JKO step from a wide Gaussian): with 2 RK4
+    # steps the RK4-integrated divergence (-6, exact for a constant divergence) is not the
+    # log-determinant of the discrete map that moves the samples, so the claimed density is off
+    # by a constant; the converged count agrees with the exact flow within the tolerance
+    from jkoic.calibration import converged_steps
+
+    field, a, d = _ScaledField(-3.0), -3.0, 2
+    x = 8.9 * torch.randn(500, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def discrete_logdet(s):  # log |det| of s RK4 steps of v = a x: d s log R(a / s)
+        h = a / s
+        return d * s * math.log(abs(1 + h + h**2 / 2 + h**3 / 6 + h**4 / 24))
+
+    assert abs(discrete_logdet(2) - d * a) > 0.1  # the mismatch the training discretisation leaves
+    for tol in (1e-2, 1e-3, 1e-4):
+        s, err = converged_steps(field, x, 256, tol)
+        assert err <= tol and s & (s - 1) == 0  # a power of two that passed
+        z, ld, _ = jkoic.cnf.integrate(field, x, n_steps=s)
+        exact = math.exp(a) * x
+        # Richardson: |T_s - T*| = |T_s - T_2s| / (1 - 2^-4) to leading order
+        assert float((z - exact).abs().max()) <= 1.1 * tol
+        assert abs(discrete_logdet(s) - d * a) <= 1.1 * tol  # samples and densities of one flow
+        if s > 1:  # and s / 2 does not pass, forward or backward (from the s-step end point)
+            z_half, _, _ = jkoic.cnf.integrate(field, x, n_steps=s // 2)
+            z_ref, _, _ = jkoic.cnf.integrate(field, x, n_steps=s)
+            x_back, _, _ = jkoic.cnf.integrate(field, z_ref, n_steps=s // 2, reverse=True)
+            assert max(float((z_half - z_ref).abs().max()), float((x_back - x).abs().max())) > tol
+    assert converged_steps(field, x, 4, 1e-12)[0] == 4  # capped at max_steps
+    with pytest.raises(ValueError, match="sample_steps_tol"):
+        Config(sample_steps_max=8)
+    with pytest.raises(ValueError, match="sample_steps_max"):
+        Config(sample_steps_max=0, sample_steps_tol=1e-3)
