@@ -170,6 +170,14 @@ class Config:
         "stop adding blocks once a block no longer improves the fresh-sample ELBO, importance-weighted log Z or "
         "ESS by more than their standard errors; n_blocks is then the most blocks (Outlook of the paper)",
     )
+    adaptive_tol: float = _f(
+        0.0,
+        _number(0.0, low_open=False),
+        "schedule",
+        "with adaptive: a block counts as an improvement only if it also raises the ELBO or IW log Z by more "
+        "than this many nats (each block costs more to sample than the one before: the rejection steps "
+        "multiply the draws below them)",
+    )
     rejection: bool = _f(
         True, _bool, "schedule", "False leaves the rejection steps out: the neural JKO ablation of Table 1"
     )

@@ -17,14 +17,15 @@ from . import training
 __all__ = ["StopRule", "summary"]
 
 
-def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int) -> str:
+def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int, seconds: bool = True) -> str:
     """One line per layer of a training log.
 
     Columns: index, kind, tau, the ELBO and importance-weighted log Z of the model after the
     layer (on fresh samples, with standard errors), ESS fraction, rejection rate of a
-    rejection layer, and the seconds the layer took (dataset and training).
+    rejection layer, and (``seconds=True``) the seconds the layer took (dataset and training).
     """
-    head = f"{'layer':>5} {'kind':<13} {'tau':>9} {'ELBO':>19} {'IW log Z':>19} {'ESS':>6} {'rej':>5} {'sec':>7}"
+    head = f"{'layer':>5} {'kind':<13} {'tau':>9} {'ELBO':>19} {'IW log Z':>19} {'ESS':>6} {'rej':>5}"
+    head += f" {'sec':>7}" if seconds else ""
     lines = [head, "-" * len(head)]
     for e in log:
 
@@ -36,11 +37,10 @@ def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int) -
         rej = f"{1 - e['mean_alpha']:>5.2f}" if "mean_alpha" in e else f"{'':>5}"
         ess = f"{e['ess_fraction']:>6.3f}" if "ess_fraction" in e else f"{'-':>6}"
         tau = f"{e['tau']:>9.4g}" if e["kind"] != "rejection" else f"{'':>9}"
-        sec = e.get("train_seconds", 0.0) + e.get("dataset_seconds", 0.0)
-        lines.append(
-            f"{e['layer']:>5} {e['kind']:<13} {tau} {est('log_z_elbo')} {est('log_z_importance')} {ess} {rej} "
-            f"{sec:>7.1f}"
-        )
+        line = f"{e['layer']:>5} {e['kind']:<13} {tau} {est('log_z_elbo')} {est('log_z_importance')} {ess} {rej}"
+        if seconds:
+            line += f" {e.get('train_seconds', 0.0) + e.get('dataset_seconds', 0.0):>7.1f}"
+        lines.append(line)
     if stop_reason is not None:
         lines.append(f"stopped after {n_layers} layers: {stop_reason}")
     return "\n".join(lines)
@@ -78,10 +78,13 @@ class StopRule:
             self.reason = f"max_time={self.max_time:g} s"
             return False
         if self.model.config.adaptive and self._is_boundary(k):
-            if self.boundary is not None and not training.improved(self.boundary, stats):
+            tol = self.model.config.adaptive_tol
+            if self.boundary is not None and not training.improved(self.boundary, stats, tol):
                 self.reason = (
                     "converged: the last block improved neither ELBO nor IW log Z by more than their std. error"
                 )
+                if tol > 0:
+                    self.reason += f" and {tol:g}"
                 return False
             self.boundary = stats
         return True

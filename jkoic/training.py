@@ -73,17 +73,18 @@ def stats_entry(log_g: Tensor, log_p: Tensor) -> dict[str, float]:
     }
 
 
-def improved(before: dict[str, float], after: dict[str, float]) -> bool:
+def improved(before: dict[str, float], after: dict[str, float], tol: float = 0.0) -> bool:
     """Whether the model improved from ``before`` to ``after`` (two :func:`stats_entry` records of
-    fresh samples) by more than the estimates' standard errors.
+    fresh samples) by more than the estimates' standard errors and by more than ``tol`` nats.
 
     True when the ELBO or the importance-weighted log Z rose by more than the standard error
-    of their difference (the two samples are independent). Both are maximal, at log Z, for the
-    exact model (the ELBO in expectation, the importance estimate in the limit).
+    of their difference (the two samples are independent) and by more than ``tol``. Both are
+    maximal, at log Z, for the exact model (the ELBO in expectation, the importance estimate in
+    the limit).
     """
     for key in ("log_z_elbo", "log_z_importance"):
         se = math.hypot(before[f"{key}_se"], after[f"{key}_se"])
-        if after[key] - before[key] > se:
+        if after[key] - before[key] > max(se, tol):
             return True
     return False
 

@@ -43,6 +43,10 @@ def test_improved_compares_against_the_standard_error_of_the_difference():
     assert not improved(before, _stats(-0.097, 0.003, -0.01, 0.004))  # 0.003 < 0.0042
     assert improved(before, _stats(-0.10, 0.003, 0.0, 0.004))  # IW log Z up by 0.01 > 0.0057
     assert not improved(before, _stats(-0.11, 0.003, -0.02, 0.004))  # worse
+    # a tolerance above the standard error: the rise must exceed it too
+    assert improved(before, _stats(-0.09, 0.003, -0.01, 0.004), tol=0.009)
+    assert not improved(before, _stats(-0.09, 0.003, -0.01, 0.004), tol=0.011)
+    assert improved(before, _stats(-0.09, 0.003, 0.01, 0.004), tol=0.011)  # IW log Z up by 0.02
 
 
 class Gaussian:
@@ -69,6 +73,13 @@ def test_adaptive_schedule_uses_its_blocks_on_a_target_that_keeps_improving():
     full = len(jkoic.schedule(tiny(adaptive=True, n_blocks=2)))
     model = Sampler(jkoic.targets.get("8modes"), tiny(adaptive=True, n_blocks=2)).fit(seed=0, progress=False)
     assert model.stop_reason is None and model.n_layers == full
+    # with a tolerance no block can meet, a longer schedule stops where it first compares two blocks
+    strict = Sampler(jkoic.targets.get("8modes"), tiny(adaptive=True, n_blocks=3, adaptive_tol=100.0))
+    strict.fit(seed=0, progress=False)
+    assert strict.stop_reason.endswith("and 100") and strict.n_layers == full
+    assert [e["log_z_elbo"] for e in strict.log[:-1]] == [e["log_z_elbo"] for e in model.log[:-1]]
+    with pytest.raises(ValueError, match="adaptive_tol"):
+        tiny(adaptive_tol=-0.1)
 
 
 def test_budgets_stop_training_and_the_model_stays_usable(tmp_path):
@@ -97,6 +108,10 @@ def test_summary_reports_every_layer():
     assert [r.split()[1] for r in rows] == model.layer_kinds()
     assert "0.20" in rows[-1]  # the rejection rate of a rejection layer
     assert "+-" in rows[-1]  # the final layer's estimates with standard errors
+    assert lines[0].split()[-1] == "sec"
+    bare = model.summary(seconds=False).splitlines()
+    assert bare[0].split()[-1] == "rej" and len(bare) == len(lines)
+    assert all(b == line[: len(b)] for b, line in zip(bare, lines, strict=True))  # the same rows, timings cut
 
 
 def test_probe_finds_location_and_scale_of_a_shifted_gaussian():
