@@ -416,9 +416,10 @@ class Sampler(nn.Module):
                 self.save(checkpoint)
         return self
 
-    def summary(self) -> str:
-        """The per-layer report of the training log, one line per layer (see :func:`jkoic.stopping.summary`)."""
-        return stopping.summary(self.log, self.stop_reason, self.n_layers)
+    def summary(self, seconds: bool = True) -> str:
+        """The per-layer report of the training log, one line per layer (see :func:`jkoic.stopping.summary`);
+        ``seconds=False`` leaves out the timings (a report that is the same on every machine)."""
+        return stopping.summary(self.log, self.stop_reason, self.n_layers, seconds)
 
     # ------------------------------------------------------------------ save / load
     def state(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "figure_path",
     "figure_sample_grid",
     "figure_samples",
+    "figure_training_log",
     "load_arrays",
     "savefig",
     "show",
@@ -306,6 +307,45 @@ def figure_layer_curves(results: dict[str, dict[str, Any]], targets: Sequence[st
     for ax in (ax1, ax2):
         if ax.get_legend_handles_labels()[0]:  # LGCP has no energy curve
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_training_log(log: Sequence[dict[str, Any]], log_z_true: float | None = None) -> Any:
+    """A model's training log over the layers: ELBO and importance-weighted log Z with two
+    standard errors (left), ESS fraction (right); CNF layers marked (``Sampler.summary`` as a plot).
+
+    Args:
+        log: ``model.log``.
+        log_z_true: drawn as a line where known.
+
+    Returns:
+        The figure.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in log if "log_z_elbo" in e]
+    ks = np.array([e["layer"] for e in rows])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, label, color in (("log_z_elbo", "ELBO", BLUE), ("log_z_importance", "IW log Z", ORANGE)):
+        v = np.array([e[key] for e in rows])
+        se = np.array([e.get(key + "_se", np.nan) for e in rows])
+        ax1.plot(ks, v, marker=".", lw=1, color=color, label=label)
+        ax1.fill_between(ks, v - 2 * se, v + 2 * se, color=color, alpha=0.2, lw=0)
+    if log_z_true is not None:
+        ax1.axhline(log_z_true, color=GREY, ls="--", lw=1, label="log Z")
+    ax2.plot(ks, [e["ess_fraction"] for e in rows], marker=".", lw=1, color=BLUE)
+    for ax in (ax1, ax2):
+        for e in rows:
+            if e["kind"] != "rejection":
+                ax.axvline(e["layer"], color=GREY, lw=0.5, alpha=0.4)
+        ax.set_xlabel("layer (grey: CNF steps)")
+    ax1.set_ylabel("estimate after the layer")
+    ax1.set_title("log Z estimates on fresh samples", fontsize=10)
+    ax1.legend(fontsize=7)
+    ax2.set_ylabel("ESS / n")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_title("effective sample size fraction", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,7 @@ import torch
 
 import jkoic
 from jkoic import Config, Sampler
-from jkoic.defaults import DEFAULTS, auto_config, probe_latent
+from jkoic.defaults import DEFAULTS, SPREAD_FACTOR, auto_config, probe_latent
 from jkoic.training import improved
 
 
@@ -122,9 +122,11 @@ def test_probe_finds_location_and_scale_of_a_shifted_gaussian():
         def log_prob(self, x):
             return -0.5 * ((x - torch.tensor([4.0, -2.0, 1.0])) / 2.0).square().sum(-1)
 
-    mean, scale, _ = probe_latent(Shifted(), 3)
+    mean, scale, info = probe_latent(Shifted(), 3)
     assert torch.allclose(torch.tensor(mean), torch.tensor([4.0, -2.0, 1.0]), atol=0.3)
-    assert 1.4 <= scale <= 2.9  # the grid's neighbours of the true scale 2
+    assert 1.4 <= info["rounds"][-1]["scale"] <= 2.9  # the grid's neighbours of the true scale 2
+    assert 1.7 <= info["spread"] <= 2.3  # the importance-weighted RMS spread per coordinate: 2
+    assert scale == pytest.approx(SPREAD_FACTOR * info["spread"])  # twice as broad as the target
 
 
 def test_default_config_reads_the_target_and_stays_overridable():
@@ -132,6 +134,10 @@ def test_default_config_reads_the_target_and_stays_overridable():
     cfg = auto_config(target, 2)
     assert cfg.adaptive and cfg.solver == "rk4" and cfg.n_iters == DEFAULTS["n_iters"]
     assert cfg.tau0 == pytest.approx(0.01 * cfg.latent_scale**2)
+    # the first three CNF steps train with the full budget, the later (warm-started) ones with the late one
+    cnf_taus = [tau for kind, tau in jkoic.schedule(cfg) if kind == "cnf"]
+    assert [cfg.budget(t)[0] for t in cnf_taus[:4]] == [DEFAULTS["n_iters"]] * 3 + [DEFAULTS["late_n_iters"]]
+    assert cfg.learning_rate(cnf_taus[3]) == DEFAULTS["late_lr"] and cfg.warm_start
     assert cfg.latent_mean is not None and abs(cfg.latent_mean[0] + 1.0) < 0.2  # the ring is centred at (-1, 0)
     model = Sampler(target)
     assert model.config == cfg and model.latent_mean.tolist() == pytest.approx(cfg.latent_mean)
