@@ -1,9 +1,11 @@
-"""The results tables of ``benchmarks/README.md``, generated from ``benchmarks/results.json``.
+"""The results tables of ``benchmarks/README.md``, generated from ``benchmarks/results.json``
+and ``benchmarks/default_fit.json``.
 
 ``bench.py`` prints the same rows after a run and rewrites the page's block between
 ``<!-- results:start -->`` and ``<!-- results:end -->`` (also alone: ``python
-benchmarks/bench.py --write-readme``); a unit test fails when the committed page differs
-from what :func:`results_block` makes of the committed ``results.json``.
+benchmarks/bench.py --write-readme``); ``default_fit.py`` rewrites the block between
+``<!-- default-fit:start -->`` and ``<!-- default-fit:end -->``. A unit test fails when the
+committed page differs from what :func:`render` makes of the committed JSON files.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
+DEFAULT_FIT = HERE / "default_fit.json"
 README = HERE / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+DEFAULT_START, DEFAULT_END = "<!-- default-fit:start -->", "<!-- default-fit:end -->"
+
+#: the goals of the default configuration on each of default_fit.py's targets
+DEFAULT_GOALS = {"seconds": 180.0, "energy_ratio": 2.0, "mode_err": 0.02, "log_z_err": 0.05}
 
 #: the goal of each quick case (the performance targets the package is held to)
 GOALS = {
@@ -156,6 +163,25 @@ def suite_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def scaling_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per dimension of the ``scaling`` case, in order of d."""
+    rows = []
+    for key in sorted(results.get("scaling", {}), key=int):
+        r = results["scaling"][key]
+        exact = r.get("sample10k_exact_s")
+        rows.append(
+            (
+                f"{r['target']} ({r['dim']})",
+                f"{r['hidden']} / {r['batch_size']}",
+                f"{1000 * r['adam_iter_s']:.0f} ms",
+                f"{r['sample10k_hutchinson_s']:.1f} s ({r['n_probes_eval']} probes)",
+                "-" if exact is None else f"{exact:.1f} s",
+                f"{r['peak_mib']:.0f} MiB",
+            )
+        )
+    return rows
+
+
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """A Markdown table."""
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
@@ -177,29 +203,95 @@ def results_block(results: dict[str, Any]) -> str:
         out += ["", "`suite` (seed 0, N = 50000; in brackets the number of further untimed draws averaged):", ""]
         head = ("target", "threads", "train + sample", "energy: timed / draws", "log Z (ELBO)")
         out += _table((*head, "mode MSE: timed / draws", "paper (JKO-IC)"), suite)
+    scaling = scaling_rows(results)
+    if scaling:
+        out += ["", "`scaling` (one CNF step of the `fast` preset, Table 6 widths, 2 RK4 steps):", ""]
+        head = ("target (d)", "width / batch", "Adam iteration", "10000 samples: Hutchinson", "exact", "peak")
+        out += _table(head, scaling)
     return "\n".join(out) + "\n"
 
 
-def render(page: str, results: dict[str, Any]) -> str:
-    """``page`` with its results block replaced by :func:`results_block`.
+def default_fit_block(fits: dict[str, Any]) -> str:
+    """The default configuration's table: one row per fit of ``default_fit.json``, each goal
+    of :data:`DEFAULT_GOALS` marked where it is missed.
+
+    Args:
+        fits: the content of ``default_fit.json``.
+
+    Returns:
+        Markdown, without the markers.
+    """
+    g = DEFAULT_GOALS
+    rows = []
+    for r in fits.get("rows", {}).values():
+        misses = []
+        if r["seconds"] > g["seconds"]:
+            misses.append("time")
+        if r["energy"] > g["energy_ratio"] * r["energy_ref"]:
+            misses.append("energy")
+        if r.get("mode_err") is not None and r["mode_err"] > g["mode_err"]:
+            misses.append("mode weights")
+        if abs(r["log_z_err"]) > g["log_z_err"]:
+            misses.append("log Z")
+        if abs(r.get("log_z_err_iw", 0.0)) > g["log_z_err"]:
+            misses.append("log Z (IW)")
+        budget = f" ({r['budget']})" if r.get("budget") else ""
+        stop = (r["stop"] or "schedule complete").split(":")[0]
+        rows.append(
+            (
+                f"{r['target']}{budget}",
+                str(r["dim"]),
+                f"{r['seconds']:.0f}",
+                f"{r['energy']:.1e} / {r['energy_ref']:.1e}",
+                "-" if r.get("mode_err") is None else f"{r['mode_err']:.3f}",
+                f"{r['log_z_err']:+.3f} / {r['log_z_err_iw']:+.3f}"
+                if "log_z_err_iw" in r
+                else f"{r['log_z_err']:+.3f}",
+                f"{r['layers']} ({r.get('cnf_steps', '?')} CNF)",
+                stop,
+                "all" if not misses else "missed: " + ", ".join(misses),
+            )
+        )
+    head = (
+        "target",
+        "d",
+        "fit s",
+        "energy / exact-vs-exact",
+        "mode weight err",
+        "log Z err: ELBO / IW",
+        "layers",
+        "stop",
+        "goals",
+    )
+    return "\n".join([f"Machine: {fits.get('machine', '?')}.", "", *_table(head, rows)]) + "\n"
+
+
+def _replace(page: str, start: str, end: str, block: str) -> str:
+    i, j = page.find(start), page.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{README.name} has no {start} ... {end} block")
+    return page[: i + len(start)] + "\n" + block + page[j:]
+
+
+def render(page: str, results: dict[str, Any], fits: dict[str, Any] | None = None) -> str:
+    """``page`` with its results block replaced by :func:`results_block` and (``fits`` given)
+    its default-fit block by :func:`default_fit_block`.
 
     Raises:
         ValueError: the page lacks the markers.
     """
-    i, j = page.find(START), page.find(END)
-    if i < 0 or j < i:
-        raise ValueError(f"{README.name} has no {START} ... {END} block")
-    return page[: i + len(START)] + "\n" + results_block(results) + page[j:]
+    page = _replace(page, START, END, results_block(results))
+    return page if fits is None else _replace(page, DEFAULT_START, DEFAULT_END, default_fit_block(fits))
 
 
-def write_readme(results_path: Path = RESULTS, readme: Path = README) -> bool:
-    """Rewrite the page's results block from ``results_path``.
+def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path: Path = DEFAULT_FIT) -> bool:
+    """Rewrite the page's generated blocks from ``results_path`` and ``fits_path``.
 
     Returns:
         Whether the page changed.
     """
     page = readme.read_text()
-    new = render(page, json.loads(results_path.read_text()))
+    new = render(page, json.loads(results_path.read_text()), json.loads(fits_path.read_text()))
     if new != page:
         readme.write_text(new)
     return new != page

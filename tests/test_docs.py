@@ -52,8 +52,10 @@ def test_benchmarks_page_tables_are_results_json():
     report = _bench_report()
     page = (ROOT / "benchmarks" / "README.md").read_text()
     results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
-    assert report.render(page, results) == page, (
-        "benchmarks/README.md's tables differ from results.json: run python benchmarks/bench.py --write-readme"
+    fits = json.loads((ROOT / "benchmarks" / "default_fit.json").read_text())
+    assert report.render(page, results, fits) == page, (
+        "benchmarks/README.md's tables differ from results.json / default_fit.json: "
+        "run python benchmarks/bench.py --write-readme"
     )
 
 
@@ -161,6 +163,20 @@ def test_benchmarks_report_needs_the_markers():
         report.render("a page without markers\n", {})
     block = report.results_block({"machine": "m", "threads": 3, "sliced": {"seconds": 0.5, "peak_mib": 9, "value": 1}})
     assert "| `sliced`: sliced energy distance, 50000 vs 50000 in 2-D | 3 | 0.50 s, peak 9 MiB |" in block
+    with pytest.raises(ValueError, match="default-fit:start"):
+        report.render(f"{report.START}\n{report.END}\n", {"machine": "m"}, {})
+
+
+def test_default_fit_table_marks_each_missed_goal():
+    report = _bench_report()
+    row = dict(target="t", dim=2, seconds=100.0, energy=1e-3, energy_ref=1e-3, log_z_err=0.01, layers=9, stop=None)
+    good = report.default_fit_block({"machine": "m", "rows": {"t": row}})
+    assert good.splitlines()[-1].endswith("| all |") and "schedule complete" in good
+    bad = {**row, "seconds": 200.0, "energy": 2.5e-3, "log_z_err": -0.06, "mode_err": 0.03, "stop": "converged: x"}
+    line = report.default_fit_block({"rows": {"t": bad}}).splitlines()[-1]
+    assert line.endswith("| missed: time, energy, mode weights, log Z |") and "| converged |" in line
+    line = report.default_fit_block({"rows": {"t": {**row, "log_z_err_iw": 0.11}}}).splitlines()[-1]
+    assert line.endswith("| missed: log Z (IW) |") and "| +0.010 / +0.110 |" in line
 
 
 # ---------------------------------------------------------------- no development history
