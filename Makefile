@@ -40,7 +40,8 @@ $(STAMP): pyproject.toml
 	# torch first, exactly the tested version, so pip takes the local CPU wheel where one exists (no
 	# CUDA download); the project itself only requires a minimum torch, which this satisfies
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[test,notebooks,baselines,cluster]"
+	# paper-sinkhorn: geomloss, the authors' Sinkhorn solver for Table 5 (its tests in tests/test_metrics.py)
+	$(PYTHON) -m pip install -q -e ".[test,notebooks,baselines,cluster,paper-sinkhorn]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -498,6 +499,119 @@ def test_sinkhorn_protocol_seeded_sampler_returning_tuple() -> None:
     a = M.sinkhorn_protocol(sampler, t, n=30, n_evals=2, seed=5, eps=1.0)
     b = M.sinkhorn_protocol(sampler, t, n=30, n_evals=2, seed=5, eps=1.0)
     assert float(a) == float(b) and float(a) > 0
+
+
+def test_sinkhorn_geomloss_matches_pot_sinkhorn() -> None:
+    """The authors' geomloss call against POT's log-domain Sinkhorn at the same regularisation.
+
+    geomloss (p=2) solves min <P, |x-y|^2 / 2> + blur^2 KL; doubled, that is this module's
+    min <P, |x-y|^2> + eps KL with eps = 2 blur^2. At blur = 0.5 (eps = 0.5 against mean costs ~ 4)
+    both converge. Tolerance 1e-4 relative: geomloss runs in float32 (~1e-6 relative on these
+    sums) and performs one Sinkhorn iteration per step of its annealing schedule rather than
+    iterating to a marginal tolerance (measured on these samples: 1.2e-5 relative with the
+    authors' scaling 0.99, 9e-5 with 0.9); POT stops at a marginal violation of 1e-6.
+    """
+    pytest.importorskip("geomloss")
+    x, y = _gauss(200, 2, 0), _gauss(200, 2, 1, shift=0.7, scale=0.8)
+    blur = 0.5
+    pot = M.sinkhorn_divergence(x, y, eps=2 * blur**2, method="sinkhorn")
+    assert pot.protocol["converged"]
+    geo = M.sinkhorn_divergence(x, y, method="geomloss", blur=blur)
+    assert float(geo) == pytest.approx(float(pot), rel=1e-4)
+    p = geo.protocol
+    assert p["method"] == "geomloss" and p["blur"] == blur and p["geomloss_scaling"] == 0.99
+    assert p["eps"] == pytest.approx(2 * blur**2) and p["converged"] is None
+    assert p["backend"] == "tensorized" and p["dtype"] == "float32" and p["device"] == "cpu"
+    assert (
+        p["solver"]
+        == "geomloss SamplesLoss('sinkhorn', p=2, blur=0.5, scaling=0.99, backend='tensorized') x 2, float32"
+    )
+    assert p["schedule_steps"] > 100 and p["geomloss_version"]
+    json.dumps(geo.to_dict())
+    # geomloss_scaling reaches geomloss: a coarse schedule (few annealing steps) moves the value
+    coarse = M.sinkhorn_divergence(x, y, method="geomloss", blur=blur, geomloss_scaling=0.3)
+    assert coarse.protocol["schedule_steps"] < 10 and abs(float(coarse) - float(pot)) > 1e-3 * float(pot)
+    # the authors' defaults: blur 1e-3, scaling 0.99
+    authors = M.sinkhorn_divergence(x[:50], y[:50], method="geomloss")
+    assert authors.protocol["blur"] == 1e-3 and authors.protocol["eps"] == pytest.approx(2e-6)
+    with pytest.raises(ValueError, match="blur"):
+        M.sinkhorn_divergence(x, y, method="geomloss", blur=0.0)
+    with pytest.raises(ValueError, match="geomloss_scaling"):
+        M.sinkhorn_divergence(x, y, method="geomloss", geomloss_scaling=1.0)
+
+
+def test_sinkhorn_geomloss_identical_zero() -> None:
+    pytest.importorskip("geomloss")
+    x = _gauss(150, 3, 4)
+    assert abs(float(M.sinkhorn_divergence(x, x, method="geomloss", blur=0.3))) < 1e-6
+    # the authors' blur, far below the costs (the GMM40-50D regime)
+    assert abs(float(M.sinkhorn_divergence(x * 40, x * 40, method="geomloss"))) < 1e-6
+
+
+def test_sinkhorn_geomloss_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "geomloss", None)  # `import geomloss` raises ImportError
+    x = _gauss(10, 2, 0)
+    with pytest.raises(ImportError, match=r'pip install "jkoic\[paper-sinkhorn\]"'):
+        M.sinkhorn_divergence(x, x, method="geomloss")
+    with pytest.raises(ImportError, match="paper-sinkhorn"):
+        M.sinkhorn_chunks(x, x, 5, method="geomloss")
+
+
+def test_sinkhorn_chunks_split_and_mean() -> None:
+    x, y = _gauss(130, 2, 0), _gauss(125, 2, 1, shift=0.5)
+    v = M.sinkhorn_chunks(x, y, 40, eps=1.0, method="sinkhorn")
+    p = v.protocol
+    assert p["metric"] == "sinkhorn_chunks" and p["n_chunks"] == 3 == len(p["values"]) == 125 // 40
+    assert p["chunk"] == 40 and p["n_x"] == 130 and p["n_y"] == 125 and p["dim"] == 2
+    assert p["unused_x"] == 10 and p["unused_y"] == 5
+    assert float(v) == pytest.approx(float(np.mean(p["values"])))
+    assert p["std"] == pytest.approx(float(np.std(p["values"])))
+    assert p["method"] == "sinkhorn" and p["converged"] is True
+    assert p["divergence"]["eps"] == 1.0 and p["divergence"]["solver"].startswith("ot.bregman")
+    # chunk k is x[40k : 40(k+1)] against y[40k : 40(k+1)]
+    for k in range(3):
+        one = M.sinkhorn_divergence(x[40 * k : 40 * (k + 1)], y[40 * k : 40 * (k + 1)], eps=1.0, method="sinkhorn")
+        assert p["values"][k] == float(one)
+    first = M.sinkhorn_chunks(x, y, 40, n_chunks=2, eps=1.0, method="sinkhorn")
+    assert first.protocol["values"] == p["values"][:2] and first.protocol["unused_y"] == 45
+    exact = M.sinkhorn_chunks(x.numpy(), y.numpy(), 60, method="exact")
+    assert exact.protocol["n_chunks"] == 2 and exact.protocol["method"] == "exact"
+    json.dumps(v.to_dict())
+
+
+def test_sinkhorn_chunks_geomloss() -> None:
+    pytest.importorskip("geomloss")
+    x, y = _gauss(100, 2, 0), _gauss(100, 2, 1, shift=0.5)
+    v = M.sinkhorn_chunks(x, y, 50, method="geomloss", blur=0.4)
+    p = v.protocol
+    assert p["n_chunks"] == 2 and p["method"] == "geomloss" and p["converged"] is None
+    assert p["divergence"]["blur"] == 0.4 and p["divergence"]["solver"].startswith("geomloss SamplesLoss")
+    assert p["values"][1] == float(M.sinkhorn_divergence(x[50:], y[50:], method="geomloss", blur=0.4))
+    # sinkhorn_protocol passes the method on and records its settings
+    w = M.sinkhorn_protocol(x, _ToyTarget(), n=50, n_evals=2, method="geomloss", blur=0.4)
+    assert w.protocol["method"] == "geomloss" and w.protocol["converged"] is None
+    assert w.protocol["divergence"]["eps"] == pytest.approx(0.32)
+
+
+def test_sinkhorn_chunks_bad_inputs() -> None:
+    x = _gauss(100, 2, 0)
+    with pytest.raises(ValueError, match="same dimension"):
+        M.sinkhorn_chunks(x, _gauss(100, 3, 1), 10)
+    with pytest.raises(ValueError, match="fewer than one chunk of 200"):
+        M.sinkhorn_chunks(x, x, 200)
+    with pytest.raises(ValueError, match="fewer than one chunk of 60"):
+        M.sinkhorn_chunks(x, x[:50], 60)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="chunk must be a positive integer"):
+            M.sinkhorn_chunks(x, x, bad)
+    with pytest.raises(ValueError, match="n_chunks must be a positive integer"):
+        M.sinkhorn_chunks(x, x, 10, n_chunks=0)
+    with pytest.raises(ValueError, match="n_chunks=11 needs 110 samples"):
+        M.sinkhorn_chunks(x, x, 10, n_chunks=11)
+    with pytest.raises(ValueError, match="non-finite"):
+        M.sinkhorn_chunks(torch.full((20, 2), float("nan")), x, 10)
+    with pytest.raises(ValueError, match="method"):
+        M.sinkhorn_chunks(x, x, 10, method="greenkhorn")
 
 
 def test_sliced_torch_path_matches_numpy_path() -> None:
