@@ -85,7 +85,7 @@ def test_metrics_namespace_keeps_every_public_name() -> None:
 
     for name in M.__all__:
         assert callable(getattr(M, name)), name
-    for sub in ("energy", "transport", "modes", "log_z"):
+    for sub in ("energy", "transport", "sinkhorn", "sinkhorn_eval", "modes", "log_z"):
         mod = importlib.import_module(f"jkoic.bench.metrics.{sub}")
         for name in mod.__all__:
             assert getattr(M, name) is getattr(mod, name) and name in M.__all__, (sub, name)

@@ -15,10 +15,11 @@ Modules:
         :func:`sliced_energy_distance` (the estimator the authors report, Table 1),
         :func:`slicing_constant`, :func:`sampling_error` (a metric between two independent
         ground-truth sets).
-    :mod:`.transport`: :func:`w2_squared` (exact squared Wasserstein-2 via POT, Table 3),
-        :func:`sinkhorn_divergence` (exact limit, POT Sinkhorn, or the authors' geomloss call),
-        :func:`sinkhorn_chunks` (chunk by chunk: the paper's 25 x 2000 vs 2000) and
-        :func:`sinkhorn_protocol` (fresh ground-truth draws) (GMM40-50D, Table 5).
+    :mod:`.transport`: :func:`w2_squared` (exact squared Wasserstein-2 via POT, Table 3).
+    :mod:`.sinkhorn`: :func:`sinkhorn_divergence` (exact limit, POT Sinkhorn, or the authors'
+        geomloss call; GMM40-50D, Table 5).
+    :mod:`.sinkhorn_eval`: :func:`sinkhorn_chunks` (chunk by chunk: the paper's 25 x 2000 vs
+        2000) and :func:`sinkhorn_protocol` (fresh ground-truth draws).
     :mod:`.modes`: :func:`mode_weights`, :func:`mode_mse` (mass per mixture mode, Table 4).
     :mod:`.log_z`: :func:`log_z_elbo`, :func:`log_z_importance`,
         :func:`effective_sample_size` (log normalising constant, Table 2).
@@ -44,7 +45,9 @@ from ._common import MetricValue
 from .energy import energy_distance, sampling_error, sliced_energy_distance, slicing_constant
 from .log_z import effective_sample_size, log_z_elbo, log_z_importance
 from .modes import mode_mse, mode_weights
-from .transport import sinkhorn_chunks, sinkhorn_divergence, sinkhorn_protocol, w2_squared
+from .sinkhorn import sinkhorn_divergence
+from .sinkhorn_eval import sinkhorn_chunks, sinkhorn_protocol
+from .transport import w2_squared
 
 __all__ = [
     "MetricValue",
