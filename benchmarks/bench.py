@@ -17,6 +17,11 @@ Cases (``--cases``, default: all but ``suite``):
 - ``sample1m``: 1,000,000 samples with densities from that model: seconds and peak RSS.
 - ``energy``: exact energy distance 50000 vs 50000 in 2-D (seconds, peak RSS).
 - ``sliced``: sliced energy distance 50000 vs 50000 in 2-D.
+- ``scaling``: the cost of one CNF step over the dimension, GMM-d for d in ``--scaling-dims``
+  (default 10, 20, 50, 100, 200 and LGCP's 1600), ``fast`` preset at the widths of Table 6:
+  seconds per Adam iteration, seconds per 10000 samples with densities through that step
+  (exact divergence up to ``exact_trace_eval_max_dim``, else Hutchinson with
+  ``n_probes_eval`` probes, and both where the exact one is affordable), peak memory.
 - ``suite``: Mustache, 8 Modes, Funnel and GMM-10 with the settings of the notebooks' ``cpu``
   profile (the ``fast`` preset and each run's ``config_overrides`` / ``iters_scale``) against the
   paper's JKO-IC numbers of Tables 1, 2, 4 (long: up to half an hour each).
@@ -213,6 +218,49 @@ def _energy(kind: str, threads: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "value": v, "peak_mib": _peak_mib(), "baseline_mib": base}
 
 
+def _scaling(dim: int, threads: int, iters: tuple[int, int] = (10, 30)) -> dict[str, Any]:
+    """One CNF step of GMM-``dim`` (LGCP for 1600) at the ``fast`` preset: seconds per Adam iteration
+    (the difference of two first-step fits of ``iters`` iterations, so the fixed costs cancel),
+    seconds per 10000 samples with densities through the trained step with each divergence, and
+    the peak memory of the process."""
+    _setup(threads)
+    import jkoic
+
+    name, kw = ("lgcp", {}) if dim == 1600 else ("gmm", {"dim": dim})
+    target = jkoic.targets.get(name, **kw)
+    fits = []
+    for n_iters in (2, *iters):  # the first fit pays the one-time costs (allocations, lazy inits)
+        cfg = jkoic.preset(name, "fast", n_iters=n_iters, sample_steps_tol=None, **kw)
+        model = jkoic.Sampler(target, cfg)
+        t0 = time.perf_counter()
+        model.fit(seed=0, progress=False, max_layers=1, final_stats=False)
+        fits.append(time.perf_counter() - t0)
+    out: dict[str, Any] = {
+        "dim": dim,
+        "target": target.name,
+        "hidden": cfg.hidden_width(dim),
+        "batch_size": cfg.batch_size,
+        "train_steps": cfg.train_steps,
+        "adam_iter_s": (fits[2] - fits[1]) / (iters[1] - iters[0]),
+    }
+    layer = model.layers[0]
+    modes = {"hutchinson": {"trace": "hutchinson"}}
+    if dim <= 100:  # d tangents per RK4 stage: at d = 200 10000 points take minutes per layer
+        modes["exact"] = {"trace": "exact"}
+    for mode, over in modes.items():
+        model.config = cfg.replace(**over)
+        t0 = time.perf_counter()
+        model.sample(10000, seed=1)
+        out[f"sample10k_{mode}_s"] = time.perf_counter() - t0
+    out.update(
+        sample_steps=layer.sample_steps,
+        n_probes_eval=cfg.n_probes_eval,
+        default_trace=cfg.trace_mode(dim, evaluation=True),
+        peak_mib=_peak_mib(),
+    )
+    return out
+
+
 def _fresh(fn: Any, *args: Any, **kw: Any) -> Any:
     """``fn(*args, **kw)`` in a fresh process, so that its peak memory is its own."""
     with mp.get_context("spawn").Pool(1) as pool:
@@ -237,7 +285,7 @@ def _machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description="jkoic speed/memory benchmark")
-    p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced")
+    p.add_argument("--cases", default="train8peaky,sample50k,sample1m,energy,sliced,scaling")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
@@ -250,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         "--suite-targets",
         default="mustache,8modes,funnel,gmm10",
         help="targets of the `suite` case (each keeps its earlier entry in results.json if left out)",
+    )
+    p.add_argument(
+        "--scaling-dims", default="10,20,50,100,200,1600", help="dimensions of the `scaling` case (1600: LGCP)"
     )
     p.add_argument(
         "--write-readme", action="store_true", help="only rewrite README.md's results tables from results.json"
@@ -271,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown --suite-targets {', '.join(unknown)}; choose from {', '.join(suite_all)}")
     results: dict[str, Any] = {"machine": _machine(), "threads": args.threads}
     print(f"# jkoic benchmark on {results['machine']}, threads={args.threads}", flush=True)
-    if "train8peaky" in cases or not _cached_model_loads():
+    if "train8peaky" in cases or ({"sample50k", "sample1m"} & set(cases) and not _cached_model_loads()):
         runs = []
         for r in range(max(1, args.repeats)):
             runs.append(
@@ -300,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         results["energy"] = dict(_fresh(_energy, "exact", args.threads), threads=args.threads)
     if "sliced" in cases:
         results["sliced"] = dict(_fresh(_energy, "sliced", args.threads), threads=args.threads)
+    if "scaling" in cases:
+        scaling = {}
+        for dim in (int(v) for v in args.scaling_dims.split(",")):
+            scaling[str(dim)] = dict(_fresh(_scaling, dim, args.threads), threads=args.threads)
+            print(f"  scaling d={dim}: {json.dumps(scaling[str(dim)])}", flush=True)
+        results["scaling"] = scaling
     if "suite" in cases:
         suite = {}
         for key in suite_targets:
@@ -311,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.results_block(results))
     out = HERE / "results.json"
     old = json.loads(out.read_text()) if out.exists() else {}
-    if "suite" in results:  # a subset of the suite's targets replaces only their entries
-        results["suite"] = {**old.get("suite", {}), **results["suite"]}
+    for key in ("suite", "scaling"):  # a subset of the targets / dimensions replaces only their entries
+        if key in results:
+            results[key] = {**old.get(key, {}), **results[key]}
     old.update(results)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(old, indent=1))

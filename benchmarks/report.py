@@ -171,7 +171,7 @@ def scaling_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         exact = r.get("sample10k_exact_s")
         rows.append(
             (
-                f"{r['target']} ({r['dim']})",
+                f"GMM-{r['dim']}" if r["target"] == "gmm" else f"{r['target'].upper()} ({r['dim']})",
                 f"{r['hidden']} / {r['batch_size']}",
                 f"{1000 * r['adam_iter_s']:.0f} ms",
                 f"{r['sample10k_hutchinson_s']:.1f} s ({r['n_probes_eval']} probes)",
@@ -206,7 +206,7 @@ def results_block(results: dict[str, Any]) -> str:
     scaling = scaling_rows(results)
     if scaling:
         out += ["", "`scaling` (one CNF step of the `fast` preset, Table 6 widths, 2 RK4 steps):", ""]
-        head = ("target (d)", "width / batch", "Adam iteration", "10000 samples: Hutchinson", "exact", "peak")
+        head = ("target", "width / batch", "Adam iteration", "10000 samples: Hutchinson", "exact", "peak")
         out += _table(head, scaling)
     return "\n".join(out) + "\n"
 
