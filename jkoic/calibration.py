@@ -71,11 +71,20 @@ def search_scale(model: Stack, seed: int, field: MLPVelocity, k: int, tau: float
     return {"scale": scale, "scale_objectives": scores}
 
 
-def _map_error(field: nn.Module, x: Tensor, s: int, z_ref: Tensor, ld_ref: Tensor, tol: float) -> float:
+def _map_error(
+    field: nn.Module,
+    x: Tensor,
+    s: int,
+    z_ref: Tensor,
+    ld_ref: Tensor,
+    tol: float,
+    forward: tuple[Tensor, Tensor] | None = None,
+) -> float:
     """The largest difference of the ``s``-step map from a reference ``(z_ref, ld_ref)`` on ``x``:
     end point and exact log-determinant forward, and (if those are within ``tol``) start point
-    and log-determinant backward from ``z_ref`` (densities at given points, Alg. 6)."""
-    z, ld, _ = integrate(field, x, n_steps=s, trace="exact")
+    and log-determinant backward from ``z_ref`` (densities at given points, Alg. 6).
+    ``forward``: the ``s``-step end points and log-determinants of ``x`` if already computed."""
+    z, ld = forward if forward is not None else integrate(field, x, n_steps=s, trace="exact")[:2]
     err = max(float((z - z_ref).abs().max()), float((ld - ld_ref).abs().max()))
     if err > tol:
         return err
@@ -128,13 +137,15 @@ def converged_steps(field: nn.Module, x: Tensor, max_steps: int, tol: float) -> 
         then is that of ``max_steps // 2`` against ``max_steps``).
     """
     s, err = 1, math.inf
+    forward: tuple[Tensor, Tensor] | None = None
     with torch.no_grad():
         while s < max_steps:
             z_ref, ld_ref, _ = integrate(field, x, n_steps=min(2 * s, max_steps), trace="exact")
-            err = _map_error(field, x, s, z_ref, ld_ref, tol)
+            err = _map_error(field, x, s, z_ref, ld_ref, tol, forward)
             if err <= tol:
                 return s, err
             s = min(2 * s, max_steps)
+            forward = (z_ref, ld_ref)  # the next candidate's forward map: this reference
     return s, err
 
 
