@@ -41,6 +41,19 @@ def _all_converged(flags: list[Any]) -> bool | None:
     return True
 
 
+def _pooled(results: list[MetricValue]) -> tuple[float, dict[str, Any]]:
+    """The mean of per-evaluation divergences, and the protocol fields they share: ``std``
+    (population, like ``np.std`` in the authors' code), ``values``, ``method`` and ``converged``."""
+    values = [float(v) for v in results]
+    arr = np.asarray(values)
+    return float(arr.mean()), {
+        "std": float(arr.std()),
+        "values": values,
+        "method": "+".join(sorted({v.protocol["method"] for v in results})),
+        "converged": _all_converged([v.protocol["converged"] for v in results]),
+    }
+
+
 def _chunk_settings(protocol: dict[str, Any]) -> dict[str, Any]:
     """The settings of one chunk's divergence, without its sizes, terms, outcome and versions."""
     drop = {"metric", "n_x", "n_y", "terms", "converged", "versions"}
@@ -108,15 +121,14 @@ def sinkhorn_chunks(
         sinkhorn_divergence(xt[k * chunk : (k + 1) * chunk], yt[k * chunk : (k + 1) * chunk], **divergence_kwargs)
         for k in range(n_chunks)
     ]
-    values = [float(v) for v in results]
-    arr = np.asarray(values)
+    mean, pooled = _pooled(results)
     used = n_chunks * chunk
     return MetricValue(
-        float(arr.mean()),
+        mean,
         _protocol(
             "sinkhorn_chunks",
-            std=float(arr.std()),
-            values=values,
+            std=pooled["std"],
+            values=pooled["values"],
             chunk=chunk,
             n_chunks=n_chunks,
             n_x=n_x,
@@ -124,9 +136,9 @@ def sinkhorn_chunks(
             dim=xt.shape[1],
             unused_x=n_x - used,
             unused_y=n_y - used,
-            method="+".join(sorted({v.protocol["method"] for v in results})),
+            method=pooled["method"],
             divergence=_chunk_settings(results[0].protocol),
-            converged=_all_converged([v.protocol["converged"] for v in results]),
+            converged=pooled["converged"],
         ),
     )
 
@@ -226,9 +238,7 @@ def sinkhorn_protocol(
         pre_drawn = _as_samples(sample_fn, "sample_fn")
         if pre_drawn.shape[0] < n * n_evals:
             raise ValueError(f"sample_fn holds {pre_drawn.shape[0]} samples, fewer than n * n_evals = {n * n_evals}")
-    values: list[float] = []
-    methods: set[str] = set()
-    flags: list[Any] = []
+    results: list[MetricValue] = []
     for k in range(n_evals):
         with torch.no_grad():
             truth = target.sample(n, generator=torch.Generator().manual_seed(seed + k))
@@ -236,26 +246,22 @@ def sinkhorn_protocol(
                 model = pre_drawn[k * n : (k + 1) * n]
             else:
                 model = _draw_model(sample_fn, n, seed + n_evals + k)
-        v = sinkhorn_divergence(model, truth, eps, **divergence_kwargs)
-        values.append(float(v))
-        methods.add(v.protocol["method"])
-        flags.append(v.protocol["converged"])
-    arr = np.asarray(values)
-    settings = _chunk_settings(v.protocol)
+        results.append(sinkhorn_divergence(model, truth, eps, **divergence_kwargs))
+    mean, pooled = _pooled(results)
     return MetricValue(
-        float(arr.mean()),
+        mean,
         _protocol(
             "sinkhorn_protocol",
-            std=float(arr.std()),
-            values=values,
+            std=pooled["std"],
+            values=pooled["values"],
             n=n,
             n_evals=n_evals,
             seed=seed,
             eps=eps,
             target=str(getattr(target, "name", type(target).__name__)),
-            method="+".join(sorted(methods)),
-            converged=_all_converged(flags),
+            method=pooled["method"],
+            converged=pooled["converged"],
             model_samples="pre-drawn blocks" if pre_drawn is not None else "sample_fn",
-            divergence=settings,
+            divergence=_chunk_settings(results[-1].protocol),
         ),
     )
