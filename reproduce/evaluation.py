@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .methods import METRIC_SEED, REF_SEED, SAMPLE_SEED, TRUTH_SEED, MethodRun, to_cpu
+from .methods import METRIC_SEED, MODE_REF_SEED, REF_SEED, SAMPLE_SEED, TRUTH_SEED, MethodRun, to_cpu
 
 
 def ground_truth(target: Any, n: int, seed: int) -> Tensor:
@@ -70,7 +70,8 @@ def evaluate(
     Returns:
         ``n``, ``n_nonfinite``; ``energy`` (sliced energy distance to ``truth``, Table 1) and
         ``w2`` (exact W2^2 of the first ``n_w2`` samples of each, Table 3) with ``truth``;
-        ``log_z`` / ``log_z_importance`` / ``ess_fraction`` when the method has a density
+        ``log_z`` / ``log_z_se`` (its standard error at this N, Table 2's sampling-error
+        column) / ``log_z_importance`` / ``ess_fraction`` when the method has a density
         (Table 2); ``mode_mse`` for mixtures (Table 4).
     """
     from jkoic.bench import metrics as M
@@ -84,7 +85,9 @@ def evaluate(
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out["w2"] = float(M.w2_squared(x[:n_w2], truth[:n_w2]))
     if lp is not None and lg is not None:
-        out["log_z"] = float(M.log_z_elbo(lg, lp))
+        elbo = M.log_z_elbo(lg, lp)
+        out["log_z"] = float(elbo)
+        out["log_z_se"] = float(elbo.protocol["std_error"])
         out["log_z_importance"] = float(M.log_z_importance(lg, lp))
         out["ess_fraction"] = float(M.effective_sample_size(lg, lp, fraction=True))
     means = getattr(target, "means", None)
@@ -96,7 +99,11 @@ def evaluate(
 def reference_errors(
     target: Any, *, n_eval: int, n_w2: int = 5000, n_projections: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Sampling errors: the metrics between two independent ground-truth sets (Tables 1, 3).
+    """Sampling errors: the metrics of exact samples at the sizes the methods are scored at.
+
+    The energy distance and W2^2 between two independent ground-truth sets (Tables 1, 3) and,
+    for a mixture, the mode MSE of one ground-truth set of ``n_eval`` samples (Table 4): the
+    multinomial noise of the empirical mode weights, ``sum_k w_k (1 - w_k) / n`` in expectation.
 
     Args:
         target: the target.
@@ -106,7 +113,7 @@ def reference_errors(
         seed: the run index.
 
     Returns:
-        ``energy`` and (with ``n_w2``) ``w2``.
+        ``energy``, (with ``n_w2``) ``w2`` and (for a target with ``means``) ``mode_mse``.
     """
     from jkoic.bench import metrics as M
 
@@ -121,6 +128,10 @@ def reference_errors(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out["w2"] = float(M.sampling_error(target, n_w2, M.w2_squared, seed=REF_SEED + seed))
+    means = getattr(target, "means", None)
+    if means is not None:
+        x = target.sample(int(n_eval), generator=torch.Generator().manual_seed(MODE_REF_SEED + int(seed)))
+        out["mode_mse"] = float(M.mode_mse(x, means))
     return out
 
 

@@ -61,6 +61,7 @@ SAMPLE_SEED = 1_000
 TRUTH_SEED = 2_000
 METRIC_SEED = 3_000
 REF_SEED = 4_000
+MODE_REF_SEED = 5_000
 
 #: the methods trained as a :class:`jkoic.Sampler` with a :class:`~jkoic.Config`
 _CONFIG_METHODS = ("jkoic", "neural_jko", "cnf_kl")

@@ -61,20 +61,20 @@ def _results(tmp=None):
             },
             "runs": {
                 "jkoic": [
-                    run(0, energy=1e-4, log_z=-0.01, w2=0.01, mode_mse=1e-5),
-                    run(1, energy=3e-4, log_z=-0.03, w2=0.02, mode_mse=3e-5),
+                    run(0, energy=1e-4, log_z=-0.01, log_z_se=2e-3, w2=0.01, mode_mse=1e-5),
+                    run(1, energy=3e-4, log_z=-0.03, log_z_se=4e-3, w2=0.02, mode_mse=3e-5),
                 ],
                 "mala": [run(0, energy=0.1, w2=0.5, mode_mse=0.08)],
             },
-            "reference": {"energy": [2e-5, 4e-5], "w2": [5e-3, 7e-3]},
+            "reference": {"energy": [2e-5, 4e-5], "w2": [5e-3, 7e-3], "mode_mse": [1e-5, 2e-5]},
         },
         "gmm40": {
             "format": "jkoic-paper-results",
             "target": "gmm40",
             "profile": "test",
             "log_z_true": 0.0,
-            "runs": {"jkoic": [run(0, sinkhorn=3000.0, sinkhorn_values=[2900.0, 3100.0])]},
-            "reference": {"sinkhorn": [3160.0]},
+            "runs": {"jkoic": [run(0, sinkhorn=3000.0, sinkhorn_values=[2900.0, 3100.0], sinkhorn_paper=2700.0)]},
+            "reference": {"sinkhorn": [3160.0], "sinkhorn_paper": [2800.0]},
         },
     }
 
@@ -94,6 +94,12 @@ def test_collect_flattens_and_adds_references():
     assert c[("8peaky", "sampling_error", "energy")] == [2e-5, 4e-5]
     assert c[("8peaky", "ground_truth", "log_z")] == [0.0]
     assert c[("gmm40", "jkoic", "sinkhorn")] == [2900.0, 3100.0]  # every evaluation, as the paper
+    # the authors' Sinkhorn call is a column of its own in Table 5, for the model and the exact sampler
+    assert c[("gmm40", "jkoic_geomloss", "sinkhorn")] == [2700.0]
+    assert c[("gmm40", "sampling_error_geomloss", "sinkhorn")] == [2800.0]
+    # Table 2's sampling error: the standard error of JKO-IC's estimate; Table 4's: exact samples' mode MSE
+    assert c[("8peaky", "sampling_error", "log_z")] == [2e-3, 4e-3]
+    assert c[("8peaky", "sampling_error", "mode_mse")] == [1e-5, 2e-5]
 
 
 def test_build_table1_ours_beside_paper():
@@ -119,6 +125,16 @@ def test_build_table5_and_7():
     cell = dict(zip(tables.header_cells(t5), t5.rows[0], strict=False))
     assert cell["Neural JKO IC: ours"] == "3000.0 ± 100.0"
     assert cell["SCLD (paper, quoted)"] == "3787.7 ± 249.8*"  # * : note (quoted from Chen et al. 2025)
+    assert cell["Neural JKO IC, authors' Sinkhorn call: ours"] == "2700.0"
+    assert cell["Neural JKO IC, authors' Sinkhorn call: paper"] == "3025.6 ± 418.1"
+    assert cell["Sampling error, authors' Sinkhorn call: ours"] == "2800.0"
+    assert cell["Sampling error: ours"] == "3160.0" and cell["Sampling error: paper"] == "n/a"
+    t2 = paper.build_table(2, _results())
+    c2 = dict(zip(tables.header_cells(t2), t2.rows[t2.row_labels.index("shifted 8 Peaky")], strict=False))
+    assert c2["Sampling error: ours"] == "3.0e-03 ± 1.0e-03" and c2["Sampling error: paper"] == "n/a"
+    t4 = paper.build_table(4, _results())
+    c4 = dict(zip(tables.header_cells(t4), t4.rows[t4.row_labels.index("shifted 8 Peaky")], strict=False))
+    assert c4["Sampling error: ours"] == "1.5e-05 ± 5.0e-06"
     # one run whose two Sinkhorn evaluations are pooled: the caption says so, not "2 runs"
     assert "over 1 run(s) (2 evaluations pooled)" in t5.caption
     assert "over 1/2 run(s) (profile test)" in paper.build_table(1, _results()).caption
@@ -162,7 +178,7 @@ def test_write_table_formats(tmp_path):
     tex = (tmp_path / "table2.tex").read_text()
     assert r"\begin{tabular}" in tex and r"\multicolumn{2}{c}{Neural JKO IC}" in tex and "±" not in tex
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table2.csv").read_text())))
-    assert len(rows) == 10 * 5 and {"ours_mean", "paper_mean", "quoted"} <= set(rows[0])
+    assert len(rows) == 10 * 6 and {"ours_mean", "paper_mean", "quoted"} <= set(rows[0])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -218,6 +234,23 @@ def test_evaluate_exact_samples_score_like_the_sampling_error():
     assert set(m) >= {"energy", "w2", "log_z", "log_z_importance", "ess_fraction", "mode_mse"}
     assert m["log_z"] == pytest.approx(0.0, abs=1e-6) and m["ess_fraction"] == pytest.approx(1.0)
     assert 0 <= m["energy"] < 0.05 and m["mode_mse"] < 0.01
+    assert m["log_z_se"] == pytest.approx(0.0, abs=1e-6)  # log g - log p is constant for exact densities
+    # a model off by a factor 2 at half its samples: the standard error is std(log g - log p) / sqrt(n)
+    lp = tgt.log_prob(x) + torch.log(torch.tensor(2.0)) * (torch.arange(400) % 2)
+    m2 = paper.evaluate(tgt, paper.MethodRun("jkoic", 0, x, lp, tgt.log_prob(x), 0.0, 0.0), None)
+    assert m2["log_z_se"] == pytest.approx(0.5 * math.log(2.0) / math.sqrt(399), rel=1e-4)
+
+
+def test_reference_mode_mse_is_the_multinomial_noise_of_exact_samples():
+    """E[sum_k (w_k - 1/K)^2] = (1 - 1/K) / n for n exact samples of K equal, separated modes."""
+    from jkoic.bench import targets
+
+    tgt = targets.get("8modes")
+    n, k = 2000, 8
+    vals = [paper.reference_errors(tgt, n_eval=n, n_w2=0, n_projections=10, seed=s)["mode_mse"] for s in range(40)]
+    expected = (1 - 1 / k) / n
+    assert sum(vals) / len(vals) == pytest.approx(expected, rel=0.3)  # 40 draws: the mean's sd is ~8 %
+    assert len(set(vals)) == len(vals)  # every run index draws its own samples
 
 
 def test_method_config_variants():
