@@ -5,7 +5,9 @@
 cluster (``scheduler="local-dask"``) or an existing one (``tcp://HOST:PORT``, or the
 ``DASK_SCHEDULER_ADDRESS`` environment variable); see :mod:`reproduce.engines`. A job's files
 are stored as soon as it finishes, so a grid killed midway and started again runs only the jobs
-whose results are missing (:func:`reproduce.grid.done`). The assemble notebook runs last, here,
+whose results are missing (:func:`reproduce.grid.done`); interrupted (Ctrl-C, or SIGTERM, which
+it turns into an exception while the jobs run), it stops its job processes and their kernels
+(:func:`reproduce.worker.stop_children`) before it exits. The assemble notebook runs last, here,
 also after failures (the failed targets' cells show '-').
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,8 +25,21 @@ from typing import Any
 from .combine import combine, store
 from .engines import DaskEngine, LocalEngine, Progress, drive, elapsed
 from .grid import Grid, code_version, done, plan_grid, write_manifest
+from .worker import allow_children, stop_children
 
 __all__ = ["GridReport", "run_grid"]
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM while the jobs run: exit through the ``finally`` that stops them (status 128 + 15)."""
+    raise SystemExit(128 + signum)
+
+
+def _sigterm_raises() -> Any:
+    """Turn SIGTERM into :class:`SystemExit` (main thread only); returns the handler it replaced, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
 
 @dataclass
@@ -150,9 +167,15 @@ def run_grid(
             }
             for j in todo
         ]
+        previous = _sigterm_raises()
+        allow_children()
         try:
             drive(engine, specs, progress, finished)
         finally:
+            if stop_children():  # interrupted (Ctrl-C, SIGTERM): no job process outlives the grid
+                progress.line("stopped the running jobs")
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             engine.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)  # what a killed job left

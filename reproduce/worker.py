@@ -7,6 +7,10 @@ files the job wrote: their bytes (the client writes them into the profile's resu
 their paths where the scratch folder lies on a file system the client shares (``--shared``,
 and the local engine). The job's code version is checked against the client's first: a worker
 on another checkout of the code fails the job instead of computing something else.
+
+Stopping: the client's job processes are tracked, and :func:`stop_children` (called by the grid
+when it is interrupted or sent SIGTERM) stops them; a job process sent SIGTERM first kills the
+notebook kernel it started (in a session of its own, so the signal does not reach it), then exits.
 """
 
 from __future__ import annotations
@@ -15,21 +19,95 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOPIC", "run_job"]
+__all__ = ["TOPIC", "allow_children", "run_job", "stop_children"]
 
 #: the Dask event topic on which a worker says that it started a job
 TOPIC = "jkoic-grid"
 #: characters of a failed job's log kept in its error message
 _TAIL = 3000
+#: the job processes started by this process and still running
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+#: set by :func:`stop_children`: no job process starts until :func:`allow_children`
+_STOPPING = threading.Event()
+
+
+def _run_child(cmd: list[str], **kwargs: Any) -> int:
+    """Run a job process to its end, tracked so that :func:`stop_children` can stop it.
+
+    Returns:
+        Its exit status.
+
+    Raises:
+        RuntimeError: :func:`stop_children` was called (the grid is stopping).
+    """
+    with _CHILDREN_LOCK:
+        if _STOPPING.is_set():
+            raise RuntimeError("the grid is stopping: job process not started")
+        proc = subprocess.Popen(cmd, **kwargs)
+        _CHILDREN.add(proc)
+    try:
+        return proc.wait()
+    finally:
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(proc)
+
+
+def allow_children() -> None:
+    """Let job processes start (again): a grid calls this before it runs its jobs."""
+    _STOPPING.clear()
+
+
+def stop_children(grace: float = 10.0) -> int:
+    """Stop the running job processes: SIGTERM, then SIGKILL for any still running after ``grace`` s.
+
+    No job process starts after this call (a job slot freed by it would start the next job)
+    until :func:`allow_children`.
+
+    Args:
+        grace: seconds a job process has to stop its kernel and exit.
+
+    Returns:
+        How many job processes were running.
+    """
+    with _CHILDREN_LOCK:
+        _STOPPING.set()
+        procs = [p for p in _CHILDREN if p.poll() is None]
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return len(procs)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM in a job process: kill its descendants (the notebook kernel), then exit 128 + signum."""
+    try:
+        import psutil  # a dependency of ipykernel, so present wherever notebooks run
+
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    finally:
+        os._exit(128 + signum)
 
 
 def _dask_worker() -> Any:
@@ -108,7 +186,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         env["PYTHONPATH"] = os.pathsep.join([str(repo_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env.setdefault("MPLBACKEND", "Agg")
         with open(tmp / "job.log", "wb") as log:
-            proc = subprocess.run(
+            returncode = _run_child(
                 [sys.executable, "-m", "reproduce.worker", str(tmp / "spec.json")],
                 cwd=str(repo_root()),
                 env=env,
@@ -116,9 +194,9 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        out["ok"] = proc.returncode == 0
+        out["ok"] = returncode == 0
         if not out["ok"]:
-            out["error"] = _error_of((tmp / "job.log").read_text(errors="replace"), proc.returncode)
+            out["error"] = _error_of((tmp / "job.log").read_text(errors="replace"), returncode)
         files = {f"logs/{name}.log": tmp / "job.log"}
         if (tmp / "notebook.ipynb").is_file():
             files[f"notebooks/{name}.ipynb"] = tmp / "notebook.ipynb"
@@ -142,6 +220,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 def _main(argv: list[str]) -> int:
     """The child process: execute the notebook of ``argv[0]`` (a spec JSON) into its folder."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
     from .paths import repo_root

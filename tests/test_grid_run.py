@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from reproduce import engines, grid, gridrun, runner
+from reproduce import engines, grid, gridrun, runner, worker
 from reproduce.engines import Progress
 from reproduce.gridrun import run_grid
 from reproduce.paths import repo_root
@@ -228,3 +234,102 @@ def test_dask_local_cluster_on_loopback_gives_the_local_results_and_retries_a_fa
     row = next(line for line in lines if "8 Modes" in line).split("|")
     ours = [row[i].strip() for i, h in enumerate(header) if "ours" in h]
     assert len(ours) == 5 and set(ours) == {"-"}, row
+
+
+# ------------------------------------------------------------------------------ stopping
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _tracked(cmd: list[str]) -> tuple[threading.Thread, list[int]]:
+    """A job process run by worker._run_child in a thread, and the list its exit status goes to."""
+    codes: list[int] = []
+    t = threading.Thread(target=lambda: codes.append(worker._run_child(cmd)))
+    t.start()
+    assert _wait_for(lambda: bool(worker._CHILDREN))
+    return t, codes
+
+
+def test_stop_children_terminates_then_kills_what_ignores_sigterm():
+    worker.allow_children()
+    t, codes = _tracked([sys.executable, "-c", "import time; time.sleep(60)"])
+    t0 = time.monotonic()
+    assert worker.stop_children(grace=5.0) == 1
+    t.join(10)
+    assert codes == [-signal.SIGTERM] and time.monotonic() - t0 < 5.0 and not worker._CHILDREN
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+    )
+    with pytest.raises(RuntimeError, match="stopping"):  # a job slot freed by the stop starts nothing
+        worker._run_child([sys.executable, "-c", "pass"])
+    worker.allow_children()
+    t, codes = _tracked([sys.executable, "-c", stubborn])
+    time.sleep(0.5)  # let it install its handler
+    assert worker.stop_children(grace=0.5) == 1
+    t.join(10)
+    assert codes == [-signal.SIGKILL]
+    assert worker.stop_children() == 0  # nothing left to stop
+
+
+def test_a_job_process_sent_sigterm_kills_its_kernel_first():
+    """The kernel runs in a session of its own (jupyter_client), out of reach of a signal to the job's group."""
+    code = (
+        "import signal, subprocess, sys, time\n"
+        "from reproduce.worker import _exit_on_sigterm\n"
+        "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
+        "k = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
+        "print(k.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(repo_root()), stdout=subprocess.PIPE, text=True)
+    kernel = int(proc.stdout.readline())
+    assert not _gone(kernel)
+    proc.terminate()
+    assert proc.wait(10) == 128 + signal.SIGTERM
+    assert _wait_for(lambda: _gone(kernel), 10.0), "the kernel outlived its job process"
+
+
+def test_sigterm_to_a_running_grid_stops_its_jobs_and_their_kernels(tmp_path):
+    import psutil
+
+    profile = _profile(tmp_path, extra="")
+    me = psutil.Process()
+    seen: dict[str, list[int]] = {}
+
+    def kill_when_a_kernel_runs():
+        def kernels():
+            return [p.pid for p in me.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+        if _wait_for(lambda: bool(kernels()), 120.0):
+            seen["jobs"] = [p.pid for p in worker._CHILDREN]
+            seen["kernels"] = kernels()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=kill_when_a_kernel_runs, daemon=True).start()
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc:
+        run_grid(profile, jobs=2, assemble=False, progress=Progress(io.StringIO()))
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert seen.get("jobs") and seen.get("kernels"), "no job kernel started within 120 s"
+    assert all(_wait_for(lambda p=p: _gone(p), 15.0) for p in seen["jobs"] + seen["kernels"])
+    assert signal.getsignal(signal.SIGTERM) is before
+    # the third job, whose slot the stop freed, never started: no job process of this grid is left
+    time.sleep(1.0)
+    assert not worker._CHILDREN
+    assert not [p for p in me.children(recursive=True) if "reproduce.worker" in " ".join(p.cmdline())]
