@@ -17,6 +17,10 @@ PAPER_THREADS ?= 1
 SCHEDULER ?=
 # FORCE=1: re-run the jobs already done (default: a job done with the same settings and code is skipped)
 FORCE ?=
+# ONLY=gmm20,funnel: run these targets (run names or job ids: `make jobs`) and the assemble notebook; the
+# other targets' rows come from their results in results/$(PROFILE)/ (for cpu: the committed ones)
+ONLY ?=
+comma := ,
 export JKOIC_DATA_DIR ?= $(CURDIR)/data
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
@@ -30,6 +34,7 @@ help:
 	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper): one job per target and run,"
 	@echo "                      JOBS=2 at once with PAPER_THREADS=1 torch thread each, assemble last; jobs done before"
 	@echo "                      are skipped (FORCE=1 re-runs); SCHEDULER=local-dask | tcp://HOST:PORT runs them on Dask"
+	@echo "                      ONLY=gmm20 runs that target and the assemble notebook (the others' results are kept)"
 	@echo "make jobs             the jobs of PROFILE with their resources"
 	@echo "make smoke            regenerate notebooks/smoke/*.ipynb (the nbval copies) with the smoke profile"
 	@echo "make data             fill $(JKOIC_DATA_DIR) from ../shared/data or the public sources"
@@ -82,7 +87,7 @@ test: lint unit nbval
 # JOBS=1 PAPER_THREADS=0; on a cluster: docs/cluster.md.
 paper: install data
 	JKOIC_THREADS=$(PAPER_THREADS) $(PYTHON) -m reproduce run --profile $(PROFILE) --jobs $(JOBS) \
-	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FORCE),--force)
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY)$(comma)assemble)
 
 jobs: install
 	$(PYTHON) -m reproduce jobs --profile $(PROFILE)

@@ -4,7 +4,9 @@ and ``benchmarks/default_fit.json``.
 ``bench.py`` prints the same rows after a run and rewrites the page's block between
 ``<!-- results:start -->`` and ``<!-- results:end -->`` (also alone: ``python
 benchmarks/bench.py --write-readme``); ``default_fit.py`` rewrites the block between
-``<!-- default-fit:start -->`` and ``<!-- default-fit:end -->``. A unit test fails when the
+``<!-- default-fit:start -->`` and ``<!-- default-fit:end -->``; :func:`profile_block` renders
+the ``cpu`` profile's committed results (``results/cpu/<target>.json``) of GMM-d and LGCP between
+``<!-- cpu-profile:start -->`` and ``<!-- cpu-profile:end -->``. A unit test fails when the
 committed page differs from what :func:`render` makes of the committed JSON files.
 """
 
@@ -22,6 +24,10 @@ DEFAULT_FIT = HERE / "default_fit.json"
 README = HERE / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 DEFAULT_START, DEFAULT_END = "<!-- default-fit:start -->", "<!-- default-fit:end -->"
+PROFILE_DIR = HERE.parent / "results" / "cpu"
+PROFILE_START, PROFILE_END = "<!-- cpu-profile:start -->", "<!-- cpu-profile:end -->"
+#: the targets of the profile table, in order of dimension
+PROFILE_TARGETS = ("gmm10", "gmm20", "gmm50", "gmm100", "gmm200", "lgcp")
 
 #: the goals of the default configuration on each of default_fit.py's targets
 DEFAULT_GOALS = {"seconds": 180.0, "energy_ratio": 2.0, "mode_err": 0.02, "log_z_err": 0.05}
@@ -182,6 +188,90 @@ def scaling_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def load_profile(folder: Path = PROFILE_DIR) -> dict[str, dict[str, Any]]:
+    """The combined results of :data:`PROFILE_TARGETS` found in ``folder`` (missing ones left out)."""
+    out = {}
+    for key in PROFILE_TARGETS:
+        path = folder / f"{key}.json"
+        if path.is_file():
+            out[key] = json.loads(path.read_text())
+    return out
+
+
+def _mean(values: list[float]) -> float | None:
+    """The mean of a list, None for an empty one."""
+    return statistics.mean(values) if values else None
+
+
+def _run_mean(runs: list[dict[str, Any]], name: str) -> float | None:
+    """The mean of a metric over the runs that have it."""
+    return _mean([r["metrics"][name] for r in runs if r["metrics"].get(name) is not None])
+
+
+def _triple(ours: float | None, exact: float | None, paper: tuple[float, float] | None) -> str:
+    """``ours / exact / paper`` (``-`` where ours is missing)."""
+    return "-" if ours is None else f"{_e(ours)} / {_e(exact)} / {_e(paper[0] if paper else None)}"
+
+
+def profile_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per target of :func:`load_profile`: the whole JKO-IC fit at the profile, and its quality.
+
+    Each metric is ours (mean over runs) / an exact sampler's at the same N (the sampling error;
+    for log Z the standard error of our estimate) / the paper's JKO-IC mean.
+    """
+    rows = []
+    for key, res in results.items():
+        runs = (res.get("runs") or {}).get("jkoic") or []
+        cfg = (res.get("configs") or {}).get("jkoic") or {}
+        if not runs or not cfg:
+            continue
+        from reproduce import values as paper_values
+
+        dim = int(paper_values.table6(key)["dim"])
+        paper = _paper(key)
+        ref = res.get("reference") or {}
+
+        exact_from = cfg.get("exact_trace_eval_max_dim")
+        exact_from = cfg.get("exact_trace_max_dim", 0) if exact_from is None else exact_from
+        exact = cfg.get("trace") == "exact" or (cfg.get("trace", "auto") == "auto" and int(exact_from) >= dim)
+        trace = "exact" if exact else f"Hutchinson ({cfg.get('n_probes_eval')})"
+        n_cnf = int(cfg.get("n_flow_steps", 0)) + int(cfg.get("n_blocks", 0))
+        n_rej = int(cfg.get("n_blocks", 0)) * int(cfg.get("rejections_per_block", 0) if cfg.get("rejection") else 0)
+        log_z = _run_mean(runs, "log_z")
+        lz_paper = paper.get("log_z", (None,))[0]
+        rows.append(
+            (
+                res.get("label", key),
+                f"{cfg.get('hidden') or 2 * dim + 50} / {cfg.get('n_iters')}",
+                f"{n_cnf} + {n_rej}",
+                trace,
+                f"{_mean([r['train_seconds'] for r in runs]) / 60:.1f} min",
+                f"{_mean([r['sample_seconds'] for r in runs]):.0f} s ({runs[0].get('n_samples')})",
+                _triple(_run_mean(runs, "energy"), _mean(ref.get("energy") or []), paper.get("energy")),
+                "-" if log_z is None else f"{log_z:+.3g} ± {_e(_run_mean(runs, 'log_z_se'))} / {lz_paper:+.3g}",
+                _triple(_run_mean(runs, "mode_mse"), _mean(ref.get("mode_mse") or []), paper.get("mode_mse")),
+            )
+        )
+    return rows
+
+
+def profile_block(results: dict[str, dict[str, Any]]) -> str:
+    """The ``cpu`` profile's high-dimensional fits (:func:`profile_rows`) as Markdown, without the markers."""
+    rows = profile_rows(results)
+    if not rows:
+        return "No results of the `cpu` profile in results/cpu/.\n"
+    head = ("target", "width / Adam it.", "CNF + rejection layers", "densities", "training", "sampling (N)")
+    head += ("energy: ours / exact / paper", "log Z: ours ± se / paper", "mode MSE: ours / exact / paper")
+    machines = sorted(
+        {
+            f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('torch_threads', '?')} torch thread(s) per job"
+            for m in ((r.get("machine") or {}) for r in results.values())
+        }
+    )
+    out = [f"Machine: {'; '.join(machines)}.", ""] + _table(head, rows)
+    return "\n".join(out) + "\n"
+
+
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """A Markdown table."""
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
@@ -273,15 +363,23 @@ def _replace(page: str, start: str, end: str, block: str) -> str:
     return page[: i + len(start)] + "\n" + block + page[j:]
 
 
-def render(page: str, results: dict[str, Any], fits: dict[str, Any] | None = None) -> str:
-    """``page`` with its results block replaced by :func:`results_block` and (``fits`` given)
-    its default-fit block by :func:`default_fit_block`.
+def render(
+    page: str,
+    results: dict[str, Any],
+    fits: dict[str, Any] | None = None,
+    profile: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """``page`` with its results block replaced by :func:`results_block`, (``fits`` given) its
+    default-fit block by :func:`default_fit_block` and (``profile`` given) its cpu-profile block
+    by :func:`profile_block`.
 
     Raises:
         ValueError: the page lacks the markers.
     """
     page = _replace(page, START, END, results_block(results))
-    return page if fits is None else _replace(page, DEFAULT_START, DEFAULT_END, default_fit_block(fits))
+    if fits is not None:
+        page = _replace(page, DEFAULT_START, DEFAULT_END, default_fit_block(fits))
+    return page if profile is None else _replace(page, PROFILE_START, PROFILE_END, profile_block(profile))
 
 
 def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path: Path = DEFAULT_FIT) -> bool:
@@ -291,7 +389,7 @@ def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path:
         Whether the page changed.
     """
     page = readme.read_text()
-    new = render(page, json.loads(results_path.read_text()), json.loads(fits_path.read_text()))
+    new = render(page, json.loads(results_path.read_text()), json.loads(fits_path.read_text()), load_profile())
     if new != page:
         readme.write_text(new)
     return new != page

@@ -64,14 +64,15 @@ def test_smoke_and_cpu_profiles_one_job_per_target_and_run():
     # runs: 1 keeps the profile's check_claims (the claims are checked as before)
     assert all("check_claims" not in j.params or j.params["check_claims"] is False for j in smoke.jobs)
     cpu = plan_grid("cpu")
-    high = [j for j in cpu.jobs if j.run == "gmm_high"]
-    assert [(j.name, j.params["dims"]) for j in high] == [("gmm50.r0", [50]), ("gmm100.r0", [100])]
     assert all(j.params["check_claims"] is True for j in cpu.jobs if j.run == "mustache")
+    # a run of several dimensions is one job per dimension (and run)
+    gmm = [j for j in plan_grid("paper").jobs if j.run == "gmm" and j.run_index == 0]
+    assert [(j.name, j.params["dims"]) for j in gmm] == [(f"gmm{d}.r0", [d]) for d in (10, 20, 50, 100, 200)]
 
 
 def test_select_by_run_target_or_job():
     g = plan_grid("cpu")
-    assert [j.name for j in g.select(["gmm_high"])] == ["gmm50.r0", "gmm100.r0"]
+    assert [j.name for j in g.select(["gmm_mid"])] == ["gmm20.r0"]
     assert [j.name for j in g.select(["gmm100", "8modes.r0"])] == ["gmm100.r0", "8modes.r0"]
     with pytest.raises(ValueError, match="runs.*mustache"):
         g.select(["nope"])
