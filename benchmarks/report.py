@@ -18,6 +18,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from jkoic.config import Config, schedule
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 DEFAULT_FIT = HERE / "default_fit.json"
@@ -231,19 +233,17 @@ def profile_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
         paper = _paper(key)
         ref = res.get("reference") or {}
 
-        exact_from = cfg.get("exact_trace_eval_max_dim")
-        exact_from = cfg.get("exact_trace_max_dim", 0) if exact_from is None else exact_from
-        exact = cfg.get("trace") == "exact" or (cfg.get("trace", "auto") == "auto" and int(exact_from) >= dim)
-        trace = "exact" if exact else f"Hutchinson ({cfg.get('n_probes_eval')})"
-        n_cnf = int(cfg.get("n_flow_steps", 0)) + int(cfg.get("n_blocks", 0))
-        n_rej = int(cfg.get("n_blocks", 0)) * int(cfg.get("rejections_per_block", 0) if cfg.get("rejection") else 0)
+        config = Config.from_dict(cfg)
+        kinds = [kind for kind, _ in schedule(config)]
+        mode = config.trace_mode(dim, evaluation=True)
+        trace = "exact" if mode == "exact" else f"Hutchinson ({config.n_probes_eval})"
         log_z = _run_mean(runs, "log_z")
         lz_paper = paper.get("log_z", (None,))[0]
         rows.append(
             (
                 res.get("label", key),
-                f"{cfg.get('hidden') or 2 * dim + 50} / {cfg.get('n_iters')}",
-                f"{n_cnf} + {n_rej}",
+                f"{config.hidden_width(dim)} / {config.n_iters}",
+                f"{kinds.count('cnf')} + {kinds.count('rejection')}",
                 trace,
                 f"{_mean([r['train_seconds'] for r in runs]) / 60:.1f} min",
                 f"{_mean([r['sample_seconds'] for r in runs]):.0f} s ({runs[0].get('n_samples')})",
