@@ -550,6 +550,33 @@ def test_gradient_flow_layer_uses_the_targets_closed_form(tmp_path):
     assert torch.allclose(again.log_prob(x.float()).double(), model.log_prob(x).double(), atol=1e-4)
 
 
+@pytest.mark.parametrize("dim", [3, 50])
+def test_gradient_flow_layer_is_the_affine_contraction_of_a_gaussian(dim):
+    # For g = N(m, s2 I) the flow of v = grad log g = -(x - m) / s2 is x(T) = m + (x - m) f with
+    # f = exp(-T / s2): the latent N(0, l^2 I) goes to N(m (1 - f), (l f)^2 I) exactly. The
+    # layer's samples and their log densities (RK4 of the closed-form Laplacian) must be those of
+    # that Gaussian, whatever the dimension (a broad latent contracted onto narrow modes: the
+    # GMM-d initialisation of the cpu profile).
+    from jkoic.bench.targets import GaussianMixture
+
+    s2, scale, time = 0.01, 4.0, 0.0369
+    m = torch.linspace(-1.0, 1.0, dim, dtype=torch.float64)[None]
+    tgt = GaussianMixture("one", m, s2)
+    cfg = Config(n_flow_steps=0, n_blocks=0, latent_scale=scale, gradient_flow_time=time, gradient_flow_steps=40)
+    model = Sampler(tgt, cfg, dtype=torch.float64).fit(seed=0, progress=False)
+    x, lp = model.sample(2000, seed=1)
+    f = math.exp(-time / s2)
+    mean, sd = m[0] * (1 - f), scale * f
+    expected = torch.distributions.Normal(mean, sd).log_prob(x).sum(-1)
+    # RK4's amplification per step differs from exp(-h / s2) by ~(h / s2)^5 / 120 (2e-6 over the
+    # 40 steps): the log density then differs by that times |chi^2 - dim| (< 1e-4 here), while a
+    # wrong Laplacian would be off by dim * time / s2 = 3.7 nats per dimension
+    assert torch.allclose(lp, expected, atol=2e-4)
+    assert float((x.mean(0) - mean).abs().max()) < 5 * sd / math.sqrt(2000)
+    assert abs(float(x.std(0).mean()) / sd - 1) < 0.02
+    assert torch.allclose(model.log_prob(x[:100]), expected[:100], atol=2e-4)
+
+
 def test_warm_start_begins_each_cnf_step_at_the_previous_field():
     # lr 1e-9: Adam moves a weight by at most ~1e-9 per iteration, so a trained field still
     # equals its starting point to ~1e-8. The callback marks the first step's field (after its
