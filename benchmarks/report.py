@@ -243,7 +243,7 @@ def profile_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
             (
                 res.get("label", key),
                 f"{config.hidden_width(dim)} / {config.n_iters}",
-                f"{kinds.count('cnf')} + {kinds.count('rejection')}",
+                ("GF + " if "gradient_flow" in kinds else "") + f"{kinds.count('cnf')} + {kinds.count('rejection')}",
                 trace,
                 f"{_mean([r['train_seconds'] for r in runs]) / 60:.1f} min",
                 f"{_mean([r['sample_seconds'] for r in runs]):.0f} s ({runs[0].get('n_samples')})",
