@@ -100,7 +100,8 @@ def load_arrays(results: dict[str, Any], results_dir: str | os.PathLike[str], gr
 
     Args:
         results: the target's results (:func:`reproduce.results.load_results`).
-        results_dir: the folder they were loaded from.
+        results_dir: the folder they were loaded from (``results["loaded_from"]`` wins: a
+            target taken from another profile's folder keeps its arrays there).
         group: ``"samples"``, ``"path"``, ...
 
     Returns:
@@ -109,7 +110,7 @@ def load_arrays(results: dict[str, Any], results_dir: str | os.PathLike[str], gr
     name = results.get("arrays", {}).get(group)
     if not name:
         return {}
-    path = resolve_path(results_dir) / name
+    path = resolve_path(results.get("loaded_from") or results_dir) / name
     if not path.is_file():
         return {}
     with np.load(path, allow_pickle=False) as z:

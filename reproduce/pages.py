@@ -218,7 +218,8 @@ def provenance(results: dict[str, dict[str, Any]], results_dir: str | os.PathLik
     Args:
         results: :func:`reproduce.results.load_results`.
         results_dir: the folder they were loaded from (its ``notebooks/`` holds the executed
-            copies whose papermill metadata gives the wall times).
+            copies whose papermill metadata gives the wall times; so do the ``loaded_from``
+            folders of targets taken from another profile's results).
 
     Returns:
         ``profile`` (the profiles of the results, comma-separated), ``assembled`` (UTC time),
@@ -240,7 +241,13 @@ def provenance(results: dict[str, dict[str, Any]], results_dir: str | os.PathLik
         "assembled": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "commit": source_commit(),
         "targets": targets,
-        "notebooks": _notebook_times(resolve_path(results_dir)),
+        "notebooks": {
+            k: v
+            for folder in sorted(
+                {str(results_dir)} | {str(r["loaded_from"]) for r in results.values() if "loaded_from" in r}
+            )
+            for k, v in _notebook_times(resolve_path(folder)).items()
+        },
     }
 
 

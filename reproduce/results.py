@@ -86,27 +86,33 @@ def save_npz(path: str | os.PathLike[str], **arrays: Any) -> Path:
     return atomic_write(path, buf.getvalue())
 
 
-def load_results(results_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def load_results(
+    results_dir: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Read the results of every target.
 
     Args:
         results_dir: the folder (relative to the repository root or absolute).
+        base: another profile's folder whose targets fill in those ``results_dir`` lacks (the
+            ``full`` profile's tables take the targets it does not run from ``results/cpu``).
 
     Returns:
-        The ``<results_dir>/*.json`` files written by :class:`Study`, keyed by target key;
-        other JSON files are skipped.
+        The ``<results_dir>/*.json`` files written by :class:`Study` (then those of ``base``
+        for the other targets), keyed by target key; other JSON files are skipped. Each result
+        gains ``"loaded_from"``: the folder it was read from, where its arrays lie.
 
     Raises:
-        ValueError: a JSON file in ``results_dir`` does not parse.
+        ValueError: a JSON file in ``results_dir`` or ``base`` does not parse.
     """
     out: dict[str, dict[str, Any]] = {}
-    for p in sorted(resolve_path(results_dir).glob("*.json")):
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p} is not valid JSON: {e}") from None
-        if isinstance(data, dict) and data.get("format") == RESULTS_FORMAT:
-            out[str(data["target"])] = data
+    for folder in [results_dir] + ([] if base is None else [base]):
+        for p in sorted(resolve_path(folder).glob("*.json")):
+            try:
+                data = json.loads(p.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p} is not valid JSON: {e}") from None
+            if isinstance(data, dict) and data.get("format") == RESULTS_FORMAT:
+                out.setdefault(str(data["target"]), {**data, "loaded_from": str(folder)})
     return out
 
 

@@ -223,6 +223,29 @@ def test_study_roundtrip(tmp_path):
     assert "energy" in st.summary() and "1.0e-01" in st.summary()
 
 
+def test_load_results_fills_in_from_a_base_folder(tmp_path):
+    """A profile's own results win; the base folder's fill in the other targets, arrays included."""
+    from reproduce import figures as F
+
+    def study(folder, target, value):
+        st = paper.Study(target, results_dir=folder, profile=folder.name, notebook="eight_modes")
+        st.add(paper.MethodRun("jkoic", 0, torch.zeros(4, 2), None, None, 0.0, 0.0), {"energy": value})
+        st.keep_samples("jkoic", torch.full((4, 2), value), 4)
+        st.save()
+
+    own, base = tmp_path / "full", tmp_path / "cpu"
+    study(own, "8modes", 1.0)
+    study(base, "8modes", 2.0)
+    study(base, "8peaky", 3.0)
+    loaded = paper.load_results(own, base=base)
+    assert sorted(loaded) == ["8modes", "8peaky"]
+    assert loaded["8modes"]["runs"]["jkoic"][0]["metrics"]["energy"] == 1.0
+    assert loaded["8peaky"]["loaded_from"] == str(base)
+    # the arrays come from the folder each target was read from, whatever folder the caller names
+    assert F.load_arrays(loaded["8peaky"], own, "samples")["jkoic"][0, 0] == 3.0
+    assert F.load_arrays(loaded["8modes"], base, "samples")["jkoic"][0, 0] == 1.0
+
+
 def test_evaluate_exact_samples_score_like_the_sampling_error():
     from jkoic.bench import targets
 
