@@ -168,6 +168,8 @@ def state(model: Sampler) -> dict[str, Any]:
         "stop_reason": model.stop_reason,
         "log": to_plain(model.log),
     }
+    if model.latent_factor is not None:  # the Laplace latent (absent otherwise: older files stay valid)
+        st["latent_factor"] = model.latent_factor.detach().cpu().clone()
     st["checksum"] = checksum(st)
     return st
 
@@ -226,6 +228,8 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("name", "dim", "fingerprint"):
         if key not in st["target"]:
             raise CheckpointError(f"{path}: field 'target' lacks {key!r}")
+    if not isinstance(st.get("latent_factor", None), (Tensor, type(None))):
+        raise CheckpointError(f"{path}: field 'latent_factor' has type {type(st['latent_factor']).__name__}")
     if checksum(st) != st["checksum"]:
         raise CheckpointError(f"{path} is damaged: its contents do not match its checksum")
     return st
@@ -274,7 +278,19 @@ def load_into(model: Sampler, st: dict[str, Any], *, strict_config: bool, source
     if tuple(st["latent_mean"].shape) != (model.dim,):
         raise CheckpointError(f"{source}: latent_mean has shape {tuple(st['latent_mean'].shape)}, not ({model.dim},)")
     model.layers = layers.to(device=model.device, dtype=model.dtype)
+    factor = st.get("latent_factor")
+    if factor is not None and tuple(factor.shape) != (model.dim, model.dim):
+        raise CheckpointError(
+            f"{source}: latent_factor has shape {tuple(factor.shape)}, not ({model.dim}, {model.dim})"
+        )
+    laplace = model.config.latent_covariance == "laplace"
+    if (factor is not None and not laplace) or (factor is None and laplace and st["layers"]):
+        raise CheckpointError(
+            f"{source}: a latent_factor {'is' if factor is not None else 'is not'} stored, but the Config's "
+            f"latent_covariance is {model.config.latent_covariance!r}"
+        )
     model.latent_mean.copy_(st["latent_mean"].to(model.latent_mean))
+    model.latent_factor = None if factor is None else factor.to(model.latent_mean)
     model.seed = st["seed"]
     model.stop_reason = st["stop_reason"]
     model.log = list(st["log"])

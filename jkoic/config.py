@@ -282,6 +282,20 @@ class Config:
         0, _int(0), "initialisation", "> 0: latent mean by this many gradient ascent steps on log g from 0 (LGCP)"
     )
     latent_mode_lr: float = _f(0.01, _number(), "initialisation", "step size of that gradient ascent")
+    latent_mode_method: str = _f(
+        "gradient",
+        _choice("gradient", "lbfgs"),
+        "initialisation",
+        "how latent_mode_steps search the mode: 'gradient' (the paper's ascent, step latent_mode_lr) or "
+        "'lbfgs' (L-BFGS with a strong Wolfe line search: reaches the mode where the ascent stalls)",
+    )
+    latent_covariance: str = _f(
+        "identity",
+        _choice("identity", "laplace"),
+        "initialisation",
+        "'laplace': latent covariance latent_scale^2 (-Hessian of log g at the latent mean)^-1, a Laplace "
+        "approximation for near-Gaussian targets (d x d memory; log g concave at the mean)",
+    )
     gradient_flow_time: float | None = _f(
         None,
         _optional(_number()),

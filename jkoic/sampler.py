@@ -85,6 +85,9 @@ class Sampler(nn.Module):
         self.target = as_target(target, dim=dim)
         self.dim = int(self.target.dim)
         self.register_buffer("latent_mean", torch.zeros(self.dim, dtype=dtype))
+        #: the Laplace latent's precision factor (``Config.latent_covariance="laplace"``; set by fit)
+        self.latent_factor: Tensor | None
+        self.register_buffer("latent_factor", None)
         self.to(device)
         self._probe_target()
         if config is None:  # the default: settings read off the target (jkoic.defaults)
@@ -124,8 +127,8 @@ class Sampler(nn.Module):
         return len(self.layers) == len(self.plan)
 
     def latent(self) -> Latent:
-        """The Gaussian latent ``N(latent_mean, latent_scale^2 I)``."""
-        return Latent(self.latent_mean, self.latent_scale)
+        """The Gaussian latent ``N(latent_mean, latent_scale^2 I)`` (or the Laplace latent's covariance)."""
+        return Latent(self.latent_mean, self.latent_scale, self.latent_factor)
 
     def log_g(self, x: Tensor, *, allow_neg_inf: bool = False) -> Tensor:
         """The target's unnormalised log density at ``x``, checked (shape, dtype, finite).
@@ -371,6 +374,8 @@ class Sampler(nn.Module):
         t0 = time.perf_counter()
         if self.n_layers == 0 and self.config.latent_mode_steps > 0:
             self.latent_mean.copy_(training.fit_latent_mean(self))
+        if self.n_layers == 0 and self.config.latent_covariance == "laplace":
+            self.latent_factor = training.laplace_precision_factor(self)
         units = training.units(self.plan)
         done = self.n_layers
         if done > 0 and not any(u[-1] == done - 1 for u in units):  # a partial unit: redo it

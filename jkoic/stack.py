@@ -84,22 +84,32 @@ class RejectionLayer(nn.Module):
 
 
 class Latent:
-    """The Gaussian latent ``N(mean, scale^2 I)``."""
+    """The Gaussian latent ``N(mean, scale^2 I)``, or ``N(mean, scale^2 (L L^T)^{-1})`` with the
+    lower Cholesky factor ``L`` of a precision matrix (the Laplace latent)."""
 
-    def __init__(self, mean: Tensor, scale: float) -> None:
+    def __init__(self, mean: Tensor, scale: float, precision_factor: Tensor | None = None) -> None:
         self.mean = mean
         self.scale = float(scale)
+        self.factor = precision_factor
 
-    def _log_norm(self, dim: int) -> float:
-        return dim * (0.5 * math.log(2 * math.pi) + math.log(self.scale))
+    def _log_norm(self, dim: int) -> float | Tensor:
+        norm = dim * (0.5 * math.log(2 * math.pi) + math.log(self.scale))
+        if self.factor is None:
+            return norm
+        return norm - torch.log(torch.diagonal(self.factor)).sum()
 
     def sample(self, n: int, gen: torch.Generator) -> Batch:
         eps = torch.randn(n, self.mean.shape[0], generator=gen, device=self.mean.device, dtype=self.mean.dtype)
-        x = self.mean + self.scale * eps
+        step = eps
+        if self.factor is not None:  # x - mean = scale L^{-T} eps
+            step = torch.linalg.solve_triangular(self.factor.T, eps.T, upper=True).T
+        x = self.mean + self.scale * step
         return Batch(x, -0.5 * eps.square().sum(-1) - self._log_norm(self.mean.shape[0]))
 
     def log_prob(self, x: Tensor) -> Tensor:
         eps = (x - self.mean) / self.scale
+        if self.factor is not None:
+            eps = eps @ self.factor  # L^T (x - mean) / scale, row-wise
         return -0.5 * eps.square().sum(-1) - self._log_norm(x.shape[-1])
 
 

@@ -35,6 +35,8 @@ __all__ = [
     "improved",
     "fit_latent_mean",
     "fit_unit",
+    "hessian_log_g",
+    "laplace_precision_factor",
     "gradient_flow_layer",
     "stats_entry",
     "train_cnf",
@@ -110,15 +112,76 @@ def gradient_flow_layer(model: Stack, time: float, steps: int) -> FlowLayer:
 
 
 def fit_latent_mean(model: Stack) -> Tensor:
-    """Latent mean by gradient ascent on log g from 0 (LGCP, Remark E.2)."""
+    """Latent mean by ``latent_mode_steps`` steps on log g from 0: the paper's gradient ascent
+    (LGCP, Remark E.2) or L-BFGS (``latent_mode_method``)."""
     cfg = model.config
     mean = model.latent().mean
     x = torch.zeros(1, model.dim, device=mean.device, dtype=mean.dtype, requires_grad=True)
+    if cfg.latent_mode_method == "lbfgs":
+        opt = torch.optim.LBFGS(
+            [x],
+            lr=1.0,
+            max_iter=cfg.latent_mode_steps,
+            tolerance_grad=0.0,
+            tolerance_change=torch.finfo(x.dtype).eps,
+            line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            loss = -model.log_g(x).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return x.detach()[0]
     for _ in range(cfg.latent_mode_steps):
         (grad,) = torch.autograd.grad(model.log_g(x).sum(), x)
         with torch.no_grad():
             x += cfg.latent_mode_lr * grad
     return x.detach()[0]
+
+
+def hessian_log_g(model: Stack, x: Tensor, chunk: int = 256) -> Tensor:
+    """The Hessian of log g at the point ``x`` (shape ``(dim,)``), ``(dim, dim)`` in float64.
+
+    Row blocks by double backprop on copies of ``x``: row ``i`` of a block is the gradient of
+    ``grad log g(x_i) . e_i`` with respect to the copy ``x_i``, so any target that autograd
+    differentiates twice works (no ``vmap``). The result is symmetrised.
+    """
+    d = x.shape[0]
+    rows = []
+    for start in range(0, d, chunk):
+        k = min(chunk, d - start)
+        xs = x.detach().expand(k, d).clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model.log_g(xs).sum(), xs, create_graph=True)
+        pick = torch.zeros_like(grad)
+        pick[torch.arange(k), torch.arange(start, start + k)] = 1.0
+        (block,) = torch.autograd.grad((grad * pick).sum(), xs)
+        rows.append(block.detach().to(torch.float64))
+    h = torch.cat(rows)
+    return 0.5 * (h + h.T)
+
+
+def laplace_precision_factor(model: Stack) -> Tensor:
+    """The lower Cholesky factor of ``-Hessian log g`` at the latent mean (the Laplace latent).
+
+    Raises:
+        ValueError: when minus the Hessian is not positive definite there (log g is not
+            strictly concave at the latent mean, e.g. the mean is not a mode).
+    """
+    mean = model.latent().mean
+    precision = -hessian_log_g(model, mean)
+    if not torch.isfinite(precision).all():
+        raise ValueError("latent_covariance='laplace': the Hessian of log g at the latent mean is not finite")
+    factor, info = torch.linalg.cholesky_ex(precision)
+    if int(info) != 0:
+        raise ValueError(
+            "latent_covariance='laplace': minus the Hessian of log g at the latent mean is not positive "
+            "definite (log g is not concave there); put the latent mean at a mode (latent_mode_steps with "
+            "latent_mode_method='lbfgs', or latent_mean) or use latent_covariance='identity'"
+        )
+    return factor.to(device=mean.device, dtype=mean.dtype)
 
 
 def fit_unit(
