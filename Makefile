@@ -31,7 +31,7 @@ export PYTHONPATH := $(CURDIR)
 
 help:
 	@echo "make test             ruff lint + format check, unit tests, notebooks (smoke profile) under nbval"
-	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | paper): one job per target and run,"
+	@echo "make paper            every table and figure, PROFILE=cpu (smoke | cpu | full | paper): one job per target and run,"
 	@echo "                      JOBS=2 at once with PAPER_THREADS=1 torch thread each, assemble last; jobs done before"
 	@echo "                      are skipped (FORCE=1 re-runs); SCHEDULER=local-dask | tcp://HOST:PORT runs them on Dask"
 	@echo "                      ONLY=gmm20 runs that target and the assemble notebook (the others' results are kept)"
