@@ -13,6 +13,7 @@ also after failures (the failed targets' cells show '-').
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .combine import combine, store
@@ -177,8 +179,12 @@ def run_grid(
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             engine.close()
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)  # what a killed job left
+            if scratch is not None:  # what a killed job left: this run's jobs only (another grid may share it)
+                for spec in specs:
+                    for left in Path(scratch).glob(f"{spec['name']}.*"):
+                        shutil.rmtree(left, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    Path(scratch).rmdir()  # only if empty
     report.targets = combine(grid, manifests, set(report.failed))
     touched = {j.target for j in selected}
     for target, status in report.targets.items():
