@@ -70,6 +70,16 @@ def test_smoke_and_cpu_profiles_one_job_per_target_and_run():
     assert [(j.name, j.params["dims"]) for j in gmm] == [(f"gmm{d}.r0", [d]) for d in (10, 20, 50, 100, 200)]
 
 
+def test_full_profile_writes_its_own_folder_and_fills_in_from_the_cpu_results():
+    """The full profile's targets are also cpu targets; its tables take the rest from results/cpu."""
+    full, cpu = plan_grid("full"), plan_grid("cpu")
+    assert full.results_dir != cpu.results_dir
+    assert {j.target for j in full.jobs} <= {j.target for j in cpu.jobs}
+    assert full.assemble is not None and runner.resolve_path(full.assemble["base_results_dir"]) == cpu.results_dir
+    mine, theirs = runner.load_profile("full")["defaults"], runner.load_profile("cpu")["defaults"]
+    assert all(mine[k] != theirs[k] for k in ("figures_dir", "tables_dir"))  # cpu's committed figures stay
+
+
 def test_select_by_run_target_or_job():
     g = plan_grid("cpu")
     assert [j.name for j in g.select(["gmm_mid"])] == ["gmm20.r0"]
