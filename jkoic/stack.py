@@ -91,12 +91,11 @@ class Latent:
         self.mean = mean
         self.scale = float(scale)
         self.factor = precision_factor
+        # log det of the precision factor, once per latent (it enters every log density)
+        self._log_det = 0.0 if precision_factor is None else torch.log(torch.diagonal(precision_factor)).sum()
 
     def _log_norm(self, dim: int) -> float | Tensor:
-        norm = dim * (0.5 * math.log(2 * math.pi) + math.log(self.scale))
-        if self.factor is None:
-            return norm
-        return norm - torch.log(torch.diagonal(self.factor)).sum()
+        return dim * (0.5 * math.log(2 * math.pi) + math.log(self.scale)) - self._log_det
 
     def sample(self, n: int, gen: torch.Generator) -> Batch:
         eps = torch.randn(n, self.mean.shape[0], generator=gen, device=self.mean.device, dtype=self.mean.dtype)
