@@ -20,6 +20,8 @@ from torch import Tensor
 from jkoic import Config, preset
 from jkoic.stack import KIND_LETTERS
 
+from .joblog import layer_lines
+
 __all__ = [
     "DEFAULT_COUPLING",
     "DEFAULT_MCMC",
@@ -217,7 +219,8 @@ def _run_sampler(
 
     model = Sampler(target, cfg, device=device)
     t0 = time.perf_counter()
-    model.fit(seed=seed, progress=False, final_stats=False)  # the evaluation samples measure it
+    with layer_lines(f"{method} seed {seed}"):
+        model.fit(seed=seed, progress=False, final_stats=False)  # the evaluation samples measure it
     train = time.perf_counter() - t0
     t0 = time.perf_counter()
     x, lp, lg = model.sample(n_samples, seed=SAMPLE_SEED + seed, return_log_g=True)

@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import joblog
+
 __all__ = ["TOPIC", "allow_children", "run_job", "stop_children"]
 
 #: the Dask event topic on which a worker says that it started a job
@@ -185,7 +187,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(repo_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env.setdefault("MPLBACKEND", "Agg")
-        with open(tmp / "job.log", "wb") as log:
+        env[joblog.ENV] = str(tmp / "job.log")  # the kernel appends per-layer lines (reproduce.joblog)
+        with open(tmp / "job.log", "ab") as log:  # append: the kernel writes into it as well
             returncode = _run_child(
                 [sys.executable, "-m", "reproduce.worker", str(tmp / "spec.json")],
                 cwd=str(repo_root()),

@@ -206,3 +206,24 @@ def test_combine_writes_complete_targets_and_drops_failed_ones(tmp_path):
     assert not (rd / "mustache.json").exists()  # its table cells show '-'
     status = combine.combine(g, {k: v for k, v in manifests.items() if k != "8peaky.r1"}, failed=set())
     assert status["8peaky"] == "incomplete (1 of 2 runs)" and status["mustache"] == "incomplete (1 of 2 runs)"
+
+
+def test_job_log_lines_go_to_the_named_file_only_while_the_block_runs(tmp_path, monkeypatch):
+    import logging
+
+    from reproduce import joblog
+
+    log = logging.getLogger("jkoic.sampler")
+    path = tmp_path / "job.log"
+    path.write_text("before\n")
+    monkeypatch.delenv(joblog.ENV, raising=False)
+    with joblog.layer_lines("jkoic seed 0"):
+        log.info("no file named: dropped")
+    monkeypatch.setenv(joblog.ENV, str(path))
+    handlers = list(logging.getLogger("jkoic").handlers)
+    with joblog.layer_lines("jkoic seed 0"):
+        log.info("layer 1/2")
+        log.debug("below INFO: dropped")
+    log.info("after the block: dropped")
+    assert path.read_text() == "before\n[jkoic seed 0] layer 1/2\n"  # appended, nothing else
+    assert logging.getLogger("jkoic").handlers == handlers and logging.getLogger("jkoic").level == logging.NOTSET

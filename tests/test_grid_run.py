@@ -111,6 +111,12 @@ def test_local_grid_runs_each_target_and_run_as_a_job(local_grid):
         assert re.search(rf"done +{re.escape(name)} +in [\d.]+ s on local-", log)
         assert (rd / "runs" / name / "job.json").is_file() and (rd / "notebooks" / f"{name}.ipynb").is_file()
         assert (rd / "logs" / f"{name}.log").is_file()
+    for r in (0, 1):  # the fits' layers, appended to the job log by the kernel as they finish
+        job_log = (rd / "logs" / f"8peaky.r{r}.log").read_text()
+        assert re.search(rf"^\[jkoic seed {r}\] 8peaky: layer 1/5 cnf tau=0.01 in [\d.]+ s ", job_log, re.M), job_log
+        assert re.search(rf"^\[jkoic seed {r}\] 8peaky: layer 5/5 rejection rejects 0.20 ", job_log, re.M)
+        assert re.search(rf"^\[neural_jko seed {r}\] 8peaky: layer 2/2 cnf ", job_log, re.M)
+        assert job_log.index("Executing notebook") < job_log.index("layer 1/5") < job_log.index("executed in")
     assert "summary: 3 ran, 0 skipped, 0 failed" in log
     assert report.targets == {"8peaky": "combined (2 runs)", "mode_collapse_1d": "combined (1 run)"}
     combined = json.loads((rd / "8peaky.json").read_text())

@@ -353,6 +353,20 @@ def test_fit_final_stats_optional():
     assert torch.equal(x1, x2) and torch.equal(lp1, lp2)
 
 
+def test_fit_logs_one_info_record_per_layer_and_prints_nothing(caplog, capsys):
+    cfg = tiny_config(n_iters=4, dataset_size=2000, n_blocks=1, rejections_per_block=1)
+    with caplog.at_level("INFO", logger="jkoic"):
+        model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    records = [r for r in caplog.records if r.name == "jkoic.sampler"]
+    assert [r.levelname for r in records] == ["INFO"] * 3
+    msgs = [r.getMessage() for r in records]
+    assert msgs[0].startswith("8modes: layer 1/3 cnf tau=0.05 in ") and "layer 3/3 rejection rejects 0.20" in msgs[2]
+    for msg, entry in zip(msgs[1:], model.log[:-1]):  # each line carries the ELBO of the layers below it
+        assert f"(ELBO of the model below it {entry['log_z_elbo']:.4g})" in msg
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""  # a library attaches no handler of its own
+
+
 def test_reverse_kl_cnf_and_neural_jko_baselines():
     from jkoic.bench.baselines import neural_jko, reverse_kl_cnf
 
