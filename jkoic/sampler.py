@@ -293,17 +293,41 @@ class Sampler(nn.Module):
         return stack.log_prob(self, x, k, self._generator(seed))
 
     @torch.no_grad()
-    def log_z(self, n: int = 50000, *, seed: int | None = None) -> dict[str, float]:
+    def log_z(self, n: int = 50000, *, seed: int | None = None, densities: str = "auto") -> dict[str, float]:
         """log Z estimates from ``n`` model samples (App. E.2).
+
+        Where the sampling densities are Hutchinson estimates (``Config.trace_mode(dim,
+        evaluation=True)``), every rejection layer keeps the points whose estimate came out low,
+        so that mean(log g - log p) on the sampling paths' densities lies above the model's
+        (GMM-200, 12 rejection layers, 1 probe: -0.08 against -0.84 on recomputed densities).
+        ``densities="auto"`` then recomputes the samples' densities with :meth:`log_prob`,
+        whose probes are independent of the sampling (seed ``seed + 1``); ``"path"`` keeps the
+        sampling paths' densities, ``"recomputed"`` always recomputes.
 
         Returns:
             ``elbo`` = mean(log g - log p) (the paper's Table 2 estimate, a lower bound in
             expectation) with its standard error ``elbo_std_error``, ``importance`` = log
             mean exp(log g - log p) (its exponential is unbiased for Z), the Kish effective
             sample size ``ess`` and ``ess_fraction`` of the weights, and ``n``.
+
+        Raises:
+            ValueError: for a bad ``n`` or an unknown ``densities``.
         """
-        _, lp, lg = self.sample(_count(n, "n", 1), seed=seed, return_log_g=True)
+        if densities not in ("auto", "path", "recomputed"):
+            raise ValueError(f"densities must be 'auto', 'path' or 'recomputed', got {densities!r}")
+        n = _count(n, "n", 1)
+        if seed is not None:
+            seed = check_seed(seed)
+        x, lp, lg = self.sample(n, seed=seed, return_log_g=True)
+        if densities == "recomputed" or (densities == "auto" and self.selects_density_noise()):
+            lp = self.log_prob(x, seed=0 if seed is None else (seed + 1) % 2**63)
         return log_z_stats(lg, lp)
+
+    def selects_density_noise(self) -> bool:
+        """Whether the sampling paths' log densities are biased upwards: Hutchinson estimates
+        (see :meth:`log_z`) below at least one rejection layer."""
+        noisy = self.config.trace_mode(self.dim, evaluation=True) == "hutchinson"
+        return noisy and any(kind == "rejection" for kind in self.layer_kinds())
 
     # ------------------------------------------------------------------ training
     def fit(

@@ -192,6 +192,22 @@ def test_log_z_estimates(trained):
     assert abs(est["importance"]) < 0.2  # 8 modes is normalised: log Z = 0
 
 
+def test_log_z_recomputes_the_hutchinson_densities_that_rejection_layers_select(trained):
+    cfg = tiny_config(n_iters=20, dataset_size=4000, exact_trace_eval_max_dim=1, n_probes_eval=1)
+    model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
+    assert model.selects_density_noise() and not trained.selects_density_noise()  # trained: exact divergence
+    x, lp, lg = model.sample(4000, seed=4, return_log_g=True)
+    fresh = model.log_prob(x, seed=5)
+    auto, path = model.log_z(4000, seed=4), model.log_z(4000, seed=4, densities="path")
+    assert auto["elbo"] == pytest.approx(float((lg - fresh).mean()), rel=1e-6)
+    assert path["elbo"] == pytest.approx(float((lg - lp).mean()), rel=1e-6)
+    assert not torch.equal(fresh, lp)  # probes independent of the sampling paths' ones
+    exact = trained.log_z(2000, seed=1)
+    assert exact == trained.log_z(2000, seed=1, densities="path")  # exact densities: nothing to recompute
+    with pytest.raises(ValueError, match="densities must be"):
+        model.log_z(10, densities="fresh")
+
+
 def test_ablation_without_rejection():
     cfg = tiny_config(rejection=False, n_iters=5)
     model = Sampler(jkoic.targets.get("8modes"), cfg).fit(seed=0, progress=False)
