@@ -435,7 +435,7 @@ class Sampler(nn.Module):
                 if checkpoint is not None:
                     self.save(checkpoint)
                 for entry in entries:
-                    _log.info(_layer_line(self, entry))
+                    _log.info(stopping.layer_line(entry, self.target.name, len(self.plan)))
                     if callback is not None:
                         callback(self, entry)
                     bar.set_postfix_str(f"{entry['kind']} elbo={entry.get('log_z_elbo_before', float('nan')):.3g}")
@@ -514,15 +514,3 @@ class Sampler(nn.Module):
 def _load_resumable(model: Sampler, path: str | os.PathLike[str]) -> None:
     """Load a resumable checkpoint into ``model`` (same target, same Config)."""
     checkpoint.load_into(model, checkpoint.read(path), strict_config=True, source=str(path))
-
-
-def _layer_line(model: Sampler, entry: dict[str, Any]) -> str:
-    """The log line of a fitted layer: ``<target>: layer k/n <kind> [tau] in s; ELBO before it``."""
-    tau = f" tau={entry['tau']:.4g}" if entry["kind"] != "rejection" else ""
-    rej = f" rejects {1 - entry['mean_alpha']:.2f}" if "mean_alpha" in entry else ""
-    sec = entry.get("train_seconds", 0.0) + entry.get("dataset_seconds", 0.0)
-    elbo = entry.get("log_z_elbo_before", float("nan"))
-    return (
-        f"{model.target.name}: layer {entry['layer'] + 1}/{len(model.plan)} {entry['kind']}{tau}{rej} "
-        f"in {sec:.1f} s (ELBO of the model below it {elbo:.4g})"
-    )

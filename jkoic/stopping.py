@@ -14,7 +14,7 @@ from typing import Any
 
 from . import training
 
-__all__ = ["StopRule", "summary"]
+__all__ = ["StopRule", "layer_line", "summary"]
 
 
 def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int, seconds: bool = True) -> str:
@@ -45,6 +45,18 @@ def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int, s
         lines.append(f"stopped after {n_layers} layers: {stop_reason}")
     return "\n".join(lines)
 
+
+
+def layer_line(entry: dict[str, Any], target: str, n_layers: int) -> str:
+    """The log line of a fitted layer: ``<target>: layer k/n <kind> [tau] in s; ELBO before it``."""
+    tau = f" tau={entry['tau']:.4g}" if entry["kind"] != "rejection" else ""
+    rej = f" rejects {1 - entry['mean_alpha']:.2f}" if "mean_alpha" in entry else ""
+    sec = entry.get("train_seconds", 0.0) + entry.get("dataset_seconds", 0.0)
+    elbo = entry.get("log_z_elbo_before", float("nan"))
+    return (
+        f"{target}: layer {entry['layer'] + 1}/{n_layers} {entry['kind']}{tau}{rej} "
+        f"in {sec:.1f} s (ELBO of the model below it {elbo:.4g})"
+    )
 
 class StopRule:
     """When a fit stops early: at ``max_layers``, after ``max_time``, or (``Config.adaptive``) at
