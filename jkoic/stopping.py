@@ -46,7 +46,6 @@ def summary(log: list[dict[str, Any]], stop_reason: str | None, n_layers: int, s
     return "\n".join(lines)
 
 
-
 def layer_line(entry: dict[str, Any], target: str, n_layers: int) -> str:
     """The log line of a fitted layer: ``<target>: layer k/n <kind> [tau] in s; ELBO before it``."""
     tau = f" tau={entry['tau']:.4g}" if entry["kind"] != "rejection" else ""
@@ -57,6 +56,7 @@ def layer_line(entry: dict[str, Any], target: str, n_layers: int) -> str:
         f"{target}: layer {entry['layer'] + 1}/{n_layers} {entry['kind']}{tau}{rej} "
         f"in {sec:.1f} s (ELBO of the model below it {elbo:.4g})"
     )
+
 
 class StopRule:
     """When a fit stops early: at ``max_layers``, after ``max_time``, or (``Config.adaptive``) at

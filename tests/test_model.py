@@ -377,7 +377,7 @@ def test_fit_logs_one_info_record_per_layer_and_prints_nothing(caplog, capsys):
     assert [r.levelname for r in records] == ["INFO"] * 3
     msgs = [r.getMessage() for r in records]
     assert msgs[0].startswith("8modes: layer 1/3 cnf tau=0.05 in ") and "layer 3/3 rejection rejects 0.20" in msgs[2]
-    for msg, entry in zip(msgs[1:], model.log[:-1]):  # each line carries the ELBO of the layers below it
+    for msg, entry in zip(msgs[1:], model.log[:-1], strict=True):  # each line carries the ELBO of the layers below it
         assert f"(ELBO of the model below it {entry['log_z_elbo']:.4g})" in msg
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""  # a library attaches no handler of its own
