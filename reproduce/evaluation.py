@@ -72,7 +72,9 @@ def evaluate(
         ``w2`` (exact W2^2 of the first ``n_w2`` samples of each, Table 3) with ``truth``;
         ``log_z`` / ``log_z_se`` (its standard error at this N, Table 2's sampling-error
         column) / ``log_z_importance`` / ``ess_fraction`` when the method has a density
-        (Table 2); ``mode_mse`` for mixtures (Table 4).
+        (Table 2); ``log_z_recomputed``, the ELBO on the samples' densities recomputed by
+        ``log_prob``, where the sampling paths' densities are Hutchinson estimates that rejection
+        layers selected; ``mode_mse`` for mixtures (Table 4).
     """
     from jkoic.bench import metrics as M
 
@@ -90,6 +92,11 @@ def evaluate(
         out["log_z_se"] = float(elbo.protocol["std_error"])
         out["log_z_importance"] = float(M.log_z_importance(lg, lp))
         out["ess_fraction"] = float(M.effective_sample_size(lg, lp, fraction=True))
+        model = run.model
+        if model is not None and hasattr(model, "selects_density_noise") and model.selects_density_noise():
+            # the rejection layers selected the paths' Hutchinson noise (docs/tuning.md, "Density noise")
+            lp_fresh = model.log_prob(x, seed=METRIC_SEED + seed).detach().to("cpu", lg.dtype)
+            out["log_z_recomputed"] = float(M.log_z_elbo(lg, lp_fresh))
     means = getattr(target, "means", None)
     if means is not None:
         out["mode_mse"] = float(M.mode_mse(x, means))

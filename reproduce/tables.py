@@ -190,12 +190,30 @@ def build_table(number: int, results: Results, digits: int = 2) -> Table:
             if pv.note and pv.reported and not pv.note.startswith("no std")
         }
     )
-    footer = [f"* {n}" for n in notes]
+    footer = [f"* {n}" for n in notes] + _recomputed_notes(pt, ours, digits)
     caption = (
         f"{pt.caption} Ours: mean ± std over {_runs_caption(pt, results, cols, records)} "
         f"(profile {_profiles(results)}); paper: the published value."
     )
     return Table(f"table{number}", f"Table {number}: {pt.title}", caption, groups, sub, labels, rows, records, footer)
+
+
+def _recomputed_notes(pt: PV.PaperTable, ours: dict[tuple[str, str, str], list[float]], digits: int) -> list[str]:
+    """Footer lines for our log Z cells whose evaluation also recomputed the densities
+    (``log_z_recomputed`` of :func:`reproduce.evaluation.evaluate`)."""
+    if "log_z" not in pt.metrics:
+        return []
+    notes = []
+    for target in pt.rows:
+        for method in pt.columns:
+            mean, std, n = mean_std(ours.get((target, method, "log_z_recomputed"), []))
+            if n:
+                notes.append(
+                    f"Ours, {PV.TARGETS[target]}, {PV.METHODS[method]}: the ELBO on the densities of the sampling "
+                    "paths, Hutchinson estimates that the rejection layers select for low values; on the same "
+                    f"samples' densities recomputed by log_prob: {fmt_pm(mean, std, n, digits)}"
+                )
+    return notes
 
 
 def _profiles(results: Results) -> str:
