@@ -266,21 +266,8 @@ def test_evaluate_recomputes_the_densities_that_rejection_layers_selected():
     from jkoic.bench import targets
 
     tgt = targets.get("8modes")
-    cfg = jkoic.Config(
-        n_flow_steps=1,
-        n_blocks=1,
-        rejections_per_block=2,
-        tau0=0.05,
-        hidden=16,
-        n_iters=10,
-        batch_size=200,
-        dataset_size=2000,
-        solver="rk4",
-        train_steps=2,
-        sample_steps=2,
-        exact_trace_eval_max_dim=1,
-        n_probes_eval=1,
-    )
+    cfg = jkoic.preset("8modes", "fast", n_flow_steps=1, n_blocks=1, rejections_per_block=2, hidden=16, n_iters=10)
+    cfg = cfg.replace(dataset_size=2000, exact_trace_eval_max_dim=1, n_probes_eval=1)
     model = Sampler(tgt, cfg).fit(seed=0, progress=False)
     x, lp, lg = model.sample(500, seed=1, return_log_g=True)
     m = paper.evaluate(tgt, paper.MethodRun("jkoic", 0, x, lp, lg, 0.0, 0.0, model), None)
