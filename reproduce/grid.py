@@ -68,6 +68,7 @@ NOT_COMPUTE = frozenset(
         "runner.py",
         "table_render.py",
         "tables.py",
+        "verdicts.py",
         "worker.py",
     }
 )

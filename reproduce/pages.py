@@ -8,7 +8,7 @@ regenerates them from the committed tables and fails when the committed pages di
   time per notebook run), read from the results and the executed notebooks, written as
   ``provenance.json`` beside the tables so that the pages can be rebuilt from committed files;
 * :func:`figures_readme` / :func:`write_figures_readme`: the figures folder's README.md;
-* :func:`headline_block`: the headline table and the cells at the paper (:func:`at_paper`);
+* :func:`headline_block`: the headline table and the verdicts on its cells (:mod:`reproduce.verdicts`);
 * :func:`update_block` / :func:`write_readme_headline`: README.md's block between
   ``<!-- headline:start -->`` and ``<!-- headline:end -->``.
 
@@ -21,7 +21,6 @@ Command line (from the committed tables, no training)::
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import json
 import os
@@ -36,6 +35,7 @@ from .environment import source_commit
 from .paths import repo_root, resolve_path
 from .results import fmt, fmt_pm, write_text
 from .tables import headline, machine_line
+from .verdicts import at_paper, cell_number, reproduced, table_rows
 
 __all__ = [
     "FIGURES",
@@ -120,41 +120,9 @@ def update_block(text: str, name: str, body: str) -> str:
     return text[: i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
 
 
-#: Tables 1-4: metric label and whether higher is better
-_HEADLINE = {1: ("energy", False), 2: ("log Z", True), 3: ("W2²", False), 4: ("mode MSE", False)}
-
-
-def at_paper(tables_dir: str | os.PathLike[str], method: str = "jkoic") -> str:
-    """One sentence: the cells of Tables 1-4 where ``method`` is at or better than the paper.
-
-    A cell counts when our mean lies within the paper's mean ± std or beyond it on the better
-    side (lower for the distances, higher for log Z).
-
-    Args:
-        tables_dir: the folder with ``table1.csv`` .. ``table4.csv``.
-        method: the method.
-
-    Returns:
-        The sentence (Markdown).
-    """
-    hits: dict[str, list[str]] = {}
-    total = 0
-    for number, (label, higher) in _HEADLINE.items():
-        for r in _rows(resolve_path(tables_dir) / f"table{number}.csv"):
-            ours, mean, std = _number(r["ours_mean"]), _number(r["paper_mean"]), _number(r["paper_std"]) or 0.0
-            if r["method"] != method or ours is None or mean is None:
-                continue
-            total += 1
-            if (ours >= mean - std) if higher else (ours <= mean + std):
-                hits.setdefault(PV.TARGETS.get(r["target"], r["target"]), []).append(label)
-    n = sum(map(len, hits.values()))
-    listed = "; ".join(f"{t} ({', '.join(m)})" for t, m in hits.items())
-    return f"At or better than the paper's mean ± std in {n} of {total} cells" + (f": {listed}." if listed else ".")
-
-
 def headline_block(tables_dir: str | os.PathLike[str] = "figures/tables") -> str:
-    """README.md's headline block: :func:`reproduce.tables.headline` and :func:`at_paper`."""
-    return headline(resolve_path(tables_dir)) + "\n" + at_paper(tables_dir) + "\n"
+    """README.md's headline block: :func:`reproduce.tables.headline` and the verdicts on its cells."""
+    return headline(resolve_path(tables_dir)) + "\n" + at_paper(tables_dir) + "\n\n" + reproduced(tables_dir) + "\n"
 
 
 def write_readme_headline(
@@ -264,26 +232,13 @@ def write_provenance(
 
 
 # ---------------------------------------------------------------- the figures page
-def _rows(path: Path) -> list[dict[str, str]]:
-    """The rows of a table's CSV (none if it is missing)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _number(text: str | None) -> float | None:
-    """A CSV cell as a number (None when empty)."""
-    return float(text) if text else None
-
-
 def _table6_facts(tables: Path) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
     """Profiles and machines named in Table 6, and each target's training / sampling time."""
     md = (tables / "table6.md").read_text() if (tables / "table6.md").is_file() else ""
     profiles = sorted(set(re.findall(r"\(profile ([^)]+)\)", md)))
     machines = [line.split(":", 1)[1].strip() for line in md.splitlines() if line.startswith("Ours measured on:")]
     cells: dict[str, dict[str, str]] = {}
-    for r in _rows(tables / "table6.csv"):
+    for r in table_rows(tables / "table6.csv"):
         if r["row"] == "train_minutes" and r["ours"]:
             cells.setdefault(r["target"], {})["train"] = f"{float(r['ours']):.3g}"
         if r["row"] == "sample_seconds" and r["ours"]:
@@ -298,29 +253,29 @@ def _table6_facts(tables: Path) -> tuple[list[str], list[str], list[tuple[str, s
 def _runs_per_target(tables: Path) -> list[int]:
     """The JKO-IC run counts behind Table 1's cells."""
     return sorted(
-        {int(r["ours_runs"]) for r in _rows(tables / "table1.csv") if r["method"] == "jkoic" and r["ours_runs"]}
+        {int(r["ours_runs"]) for r in table_rows(tables / "table1.csv") if r["method"] == "jkoic" and r["ours_runs"]}
     )
 
 
 def _sinkhorn_line(tables: Path) -> str | None:
     """GMM40-50D's Sinkhorn cells of Table 5: ours and an exact sampler's under both solvers, the paper's."""
-    rows = {r["method"]: r for r in _rows(tables / "table5.csv") if r["target"] == "gmm40"}
+    rows = {r["method"]: r for r in table_rows(tables / "table5.csv") if r["target"] == "gmm40"}
     ours = rows.get("jkoic")
     if not ours or not ours["ours_mean"]:
         return None
 
     def pair(method: str, exact_method: str) -> str:
         r = rows[method]
-        text = fmt_pm(_number(r["ours_mean"]), _number(r["ours_std"]), int(r["ours_runs"] or 0), 4)
+        text = fmt_pm(cell_number(r["ours_mean"]), cell_number(r["ours_std"]), int(r["ours_runs"] or 0), 4)
         exact = rows.get(exact_method, {}).get("ours_mean")
-        return text + (f" (an exact sampler scored the same way: {fmt(_number(exact), 4)})" if exact else "")
+        return text + (f" (an exact sampler scored the same way: {fmt(cell_number(exact), 4)})" if exact else "")
 
     n = int(ours["ours_runs"] or 0)
     parts = [f"ours {pair('jkoic', 'sampling_error')} with the exact-limit solver"]
     authors = rows.get("jkoic_geomloss")
     if authors and authors["ours_mean"]:
         parts.append(f"{pair('jkoic_geomloss', 'sampling_error_geomloss')} with the authors' geomloss call")
-    parts.append(f"the paper's {fmt_pm(_number(ours['paper_mean']), _number(ours['paper_std']), 2, 4)}")
+    parts.append(f"the paper's {fmt_pm(cell_number(ours['paper_mean']), cell_number(ours['paper_std']), 2, 4)}")
     return (
         f"GMM40-50D (Table 5, Sinkhorn divergence, eps = 1e-3, 2000 vs 2000 samples, {n} evaluations pooled): "
         + ", ".join(parts)
