@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import values as PV
@@ -45,8 +46,12 @@ def cell_number(text: str | None) -> float | None:
     return float(text) if text else None
 
 
-def _cells(tables_dir: str | os.PathLike[str], method: str):
-    """``(table number, label, higher is better, target, ours, paper mean, paper std, rows of the target)``."""
+#: one cell: table number, label, higher is better, target, ours, paper mean, paper std, the target's rows
+_Cell = tuple[int, str, bool, str, float, float, float, dict[str, dict[str, str]]]
+
+
+def _cells(tables_dir: str | os.PathLike[str], method: str) -> Iterator[_Cell]:
+    """The cells of ``method`` in Tables 1-4 that have both our value and the paper's."""
     for number, (label, higher) in HEADLINE.items():
         rows = table_rows(resolve_path(tables_dir) / f"table{number}.csv")
         by_target: dict[str, dict[str, dict[str, str]]] = {}
