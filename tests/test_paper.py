@@ -455,6 +455,22 @@ def test_execute_does_not_retry_a_failing_cell(monkeypatch, tmp_path):
     assert len(calls) == 1
 
 
+def test_notebook_kernels_listen_on_loopback_only(tmp_path):
+    """The kernels that execute the notebooks bind their ZeroMQ sockets to 127.0.0.1 (jupyter_client's
+    default, checked from inside a kernel started as every notebook's is)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    src, out = tmp_path / "ip.ipynb", tmp_path / "ip.out.ipynb"
+    nbformat.write(nb, src)
+    runner.execute(src, out, {})
+    printed = "".join(o.get("text", "") for o in nbformat.read(out, as_version=4).cells[0].outputs)
+    assert printed.split() == ["tcp", "127.0.0.1"], printed
+
+
 @pytest.mark.parametrize("only", ["", ",", "mustache,", "nope", "mustache,nope"])
 def test_cli_rejects_an_empty_or_unknown_selection(monkeypatch, capsys, only):
     """`run --only` with an empty or unknown run name is a usage error naming the runs; nothing runs."""
