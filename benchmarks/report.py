@@ -6,7 +6,9 @@ and ``benchmarks/default_fit.json``.
 benchmarks/bench.py --write-readme``); ``default_fit.py`` rewrites the block between
 ``<!-- default-fit:start -->`` and ``<!-- default-fit:end -->``; :func:`profile_block` renders
 the ``cpu`` profile's committed results (``results/cpu/<target>.json``) of GMM-d and LGCP between
-``<!-- cpu-profile:start -->`` and ``<!-- cpu-profile:end -->``. A unit test fails when the
+``<!-- cpu-profile:start -->`` and ``<!-- cpu-profile:end -->``, its sampling-error references
+(``results/cpu/references.json``) between ``<!-- references:start -->`` and
+``<!-- references:end -->``. A unit test fails when the
 committed page differs from what :func:`render` makes of the committed JSON files.
 """
 
@@ -28,6 +30,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 DEFAULT_START, DEFAULT_END = "<!-- default-fit:start -->", "<!-- default-fit:end -->"
 PROFILE_DIR = HERE.parent / "results" / "cpu"
 PROFILE_START, PROFILE_END = "<!-- cpu-profile:start -->", "<!-- cpu-profile:end -->"
+REFS_START, REFS_END = "<!-- references:start -->", "<!-- references:end -->"
 #: the targets of the profile table, in order of dimension
 PROFILE_TARGETS = ("gmm10", "gmm20", "gmm50", "gmm100", "gmm200", "lgcp")
 
@@ -191,13 +194,47 @@ def scaling_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def load_profile(folder: Path = PROFILE_DIR) -> dict[str, dict[str, Any]]:
-    """The combined results of :data:`PROFILE_TARGETS` found in ``folder`` (missing ones left out)."""
+    """The combined results of :data:`PROFILE_TARGETS` found in ``folder`` (missing ones left out),
+    their sampling errors the references job's draws where it ran (:mod:`reproduce.references`)."""
+    from reproduce import references
+
     out = {}
     for key in PROFILE_TARGETS:
         path = folder / f"{key}.json"
         if path.is_file():
             out[key] = json.loads(path.read_text())
-    return out
+    return references.with_references(out, load_references(folder))
+
+
+def load_references(folder: Path = PROFILE_DIR) -> dict[str, dict[str, Any]]:
+    """The ``cpu`` profile's sampling-error draws (``references.json``; empty without one)."""
+    from reproduce import references
+
+    return references.load_references(folder)
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    """``mean [min .. max]`` of the draws (``-`` for none)."""
+    return f"{_e(_mean(values), digits)} [{_e(min(values))} .. {_e(max(values))}]" if values else "-"
+
+
+def references_block(entries: dict[str, dict[str, Any]]) -> str:
+    """The references job's draws per target: mean and range of each metric, as Markdown."""
+    if not entries:
+        return "No references of the `cpu` profile in results/cpu/.\n"
+    from reproduce import values as paper_values
+
+    head = ("target", "N (W2²)", "draws", "energy: mean [range]", "W2²: mean [range]", "mode MSE: mean [range]")
+    rows = [
+        (
+            paper_values.TARGETS.get(key, key),
+            f"{e['n_eval']} ({e['n_w2']})",
+            str(len(e["seeds"])),
+            *(_spread(e["values"].get(m) or []) for m in ("energy", "w2", "mode_mse")),
+        )
+        for key, e in entries.items()
+    ]
+    return "\n".join(_table(head, rows)) + "\n"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -368,10 +405,12 @@ def render(
     results: dict[str, Any],
     fits: dict[str, Any] | None = None,
     profile: dict[str, dict[str, Any]] | None = None,
+    references: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """``page`` with its results block replaced by :func:`results_block`, (``fits`` given) its
-    default-fit block by :func:`default_fit_block` and (``profile`` given) its cpu-profile block
-    by :func:`profile_block`.
+    default-fit block by :func:`default_fit_block`, (``profile`` given) its cpu-profile block
+    by :func:`profile_block` and (``references`` given) its references block by
+    :func:`references_block`.
 
     Raises:
         ValueError: the page lacks the markers.
@@ -379,7 +418,9 @@ def render(
     page = _replace(page, START, END, results_block(results))
     if fits is not None:
         page = _replace(page, DEFAULT_START, DEFAULT_END, default_fit_block(fits))
-    return page if profile is None else _replace(page, PROFILE_START, PROFILE_END, profile_block(profile))
+    if profile is not None:
+        page = _replace(page, PROFILE_START, PROFILE_END, profile_block(profile))
+    return page if references is None else _replace(page, REFS_START, REFS_END, references_block(references))
 
 
 def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path: Path = DEFAULT_FIT) -> bool:
@@ -389,7 +430,8 @@ def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path:
         Whether the page changed.
     """
     page = readme.read_text()
-    new = render(page, json.loads(results_path.read_text()), json.loads(fits_path.read_text()), load_profile())
+    results, fits = json.loads(results_path.read_text()), json.loads(fits_path.read_text())
+    new = render(page, results, fits, load_profile(), load_references())
     if new != page:
         readme.write_text(new)
     return new != page

@@ -6,7 +6,8 @@ target whose runs are all done into the one ``<results_dir>/<target>.json`` (and
 the assemble notebook reads, as a notebook running all runs in a row writes it: the runs of every
 method and the sampling-error references concatenated in run order, the rest (settings, layer
 curves, kept samples) from the first run. The tables take mean ± std over the runs from there.
-A target with a failed job gets no file (its table cells show '-').
+A target with a failed job gets no file (its table cells show '-'). The references job's
+``references.json`` (:mod:`reproduce.references`) is copied up as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from jkoic._io import atomic_write
 
 from .grid import MANIFEST, Grid, Job
+from .references import REFERENCES_FILE
 from .results import RESULTS_FORMAT, write_json
 
 __all__ = ["combine", "merge_runs", "store"]
@@ -116,6 +118,11 @@ def combine(grid: Grid, done: dict[str, dict[str, Any]], failed: set[str]) -> di
             status[target] = f"incomplete ({len(jobs) - len(missing)} of {len(jobs)} runs)"
             continue
         parts = [(j, _results_of(rd, j).get(target)) for j in jobs]
+        refs = [rd / "runs" / j.name / REFERENCES_FILE for j in jobs]
+        if all(p is None for _, p in parts) and len(jobs) == 1 and refs[0].is_file():
+            atomic_write(rd / REFERENCES_FILE, refs[0].read_bytes())  # the references job
+            status[target] = "combined (references)"
+            continue
         if all(p is None for _, p in parts):
             status[target] = "no results"  # the quickstart: a demo, no table entry
             continue

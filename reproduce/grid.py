@@ -65,6 +65,7 @@ NOT_COMPUTE = frozenset(
         "grid.py",
         "gridrun.py",
         "pages.py",
+        "references.py",
         "runner.py",
         "table_render.py",
         "tables.py",
@@ -72,6 +73,9 @@ NOT_COMPUTE = frozenset(
         "worker.py",
     }
 )
+#: modules of :data:`NOT_COMPUTE` that are one notebook's computation: in its code version only
+#: (the references job; the tables read its file through the same module)
+JOB_CODE: dict[str, tuple[str, ...]] = {"references": ("references.py",)}
 
 
 @dataclass
@@ -289,7 +293,8 @@ def code_version(notebook: str, root: str | os.PathLike[str] | None = None) -> s
     """The SHA-256 of the code a job runs.
 
     The ``jkoic`` package's Python files, the ``reproduce`` modules a notebook computes with
-    (:data:`NOT_COMPUTE` left out) and the notebook's code cells. The git commit is recorded in
+    (:data:`NOT_COMPUTE` left out, but the notebook's own :data:`JOB_CODE`) and the notebook's
+    code cells. The git commit is recorded in
     the manifest too, but is not compared: a commit of documentation re-runs nothing.
 
     Args:
@@ -303,6 +308,7 @@ def code_version(notebook: str, root: str | os.PathLike[str] | None = None) -> s
     h = hashlib.sha256()
     files = sorted(p for p in (base / "jkoic").rglob("*.py") if "__pycache__" not in p.parts)
     files += sorted(p for p in (base / "reproduce").glob("*.py") if p.name not in NOT_COMPUTE)
+    files += [base / "reproduce" / name for name in JOB_CODE.get(notebook, ())]
     for p in files:
         h.update(p.relative_to(base).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(_notebook_code(base / "notebooks" / f"{notebook}.ipynb").encode())

@@ -355,7 +355,8 @@ def figures_readme(
     out += [
         "",
         "Ours: mean over our runs; paper: mean ± std over its 5 runs. *(our sampling error)*: exact samples "
-        "scored against exact samples at our sample sizes, the floor of what any sampler can show in that column.",
+        "scored against exact samples at our sample sizes, the mean over many such draws "
+        "(`notebooks/references.ipynb`): the level an exact sampler reaches in that column.",
     ]
     sk = _sinkhorn_line(tables)
     if sk:

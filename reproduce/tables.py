@@ -26,6 +26,7 @@ __all__ = [
     "collect",
     "header_cells",
     "headline",
+    "load_for_tables",
     "machine_line",
     "to_csv",
     "to_latex",
@@ -46,6 +47,21 @@ _TABLE6_PARAMS = [
     ("hidden", "hidden"),
     ("batch_size", "batch_size"),
 ]
+
+
+def load_for_tables(results_dir: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Results:
+    """The results the tables are built from: :func:`reproduce.results.load_results`, each target's
+    sampling errors replaced by the references job's draws where they match its sizes
+    (:func:`reproduce.references.with_references`).
+
+    Args:
+        results_dir: the profile's results folder.
+        base: another profile's folder for the targets ``results_dir`` lacks.
+    """
+    from .references import load_references, with_references
+    from .results import load_results
+
+    return with_references(load_results(results_dir, base=base), load_references(results_dir, base=base))
 
 
 def collect(results: Results) -> dict[tuple[str, str, str], list[float]]:
@@ -193,9 +209,29 @@ def build_table(number: int, results: Results, digits: int = 2) -> Table:
     footer = [f"* {n}" for n in notes] + _recomputed_notes(pt, ours, digits)
     caption = (
         f"{pt.caption} Ours: mean ± std over {_runs_caption(pt, results, cols, records)} "
-        f"(profile {_profiles(results)}); paper: the published value."
+        f"(profile {_profiles(results)}); paper: the published value.{_draws_caption(pt, results)}"
     )
     return Table(f"table{number}", f"Table {number}: {pt.title}", caption, groups, sub, labels, rows, records, footer)
+
+
+def _draws_caption(pt: PV.PaperTable, results: Results) -> str:
+    """``" Sampling error: ... over 20 draws ..."``: where the sampling errors are the
+    references job's draws (:func:`reproduce.references.with_references`), else ``""``."""
+    if "sampling_error" not in pt.columns:
+        return ""
+    draws = sorted(
+        {
+            int(res["reference_draws"])
+            for key, res in results.items()
+            if key in pt.rows and res.get("reference_draws") and set(pt.metrics) & set(res.get("reference", {}))
+        }
+    )
+    if not draws:
+        return ""
+    return (
+        f" Sampling error: mean ± std over {' / '.join(map(str, draws))} draws of an exact sampler against "
+        "another at our sample sizes (its expected level; one draw varies up to threefold)."
+    )
 
 
 def _recomputed_notes(pt: PV.PaperTable, ours: dict[tuple[str, str, str], list[float]], digits: int) -> list[str]:

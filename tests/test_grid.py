@@ -35,7 +35,7 @@ def test_paper_profile_lists_55_independent_jobs_with_their_resources():
         assert j.params["check_claims"] is False  # claims hold for the mean of 5 runs, not for one
         if j.notebook == "gmm":
             assert j.params["dims"] == [int(j.target[3:])]
-    assert {j.name for j in g.jobs if j.run_index is None} == {"quickstart", "mode_collapse_1d"}
+    assert {j.name for j in g.jobs if j.run_index is None} == {"quickstart", "mode_collapse_1d", "references"}
     assert all(j.resources == {} for j in g.jobs if j.run_index is None)  # CPU notebooks: any worker
     assert g.assemble is not None and "assemble" not in {j.notebook for j in g.jobs}
 
@@ -45,7 +45,7 @@ def test_cli_lists_the_jobs(capsys):
     out = capsys.readouterr().out.splitlines()
     assert "gmm200.r4" in out[-2] or any(line.startswith("gmm200.r4 ") for line in out)
     assert any(line.split()[0] == "8peaky.r0" and line.endswith("GPU=0.5") for line in out[:-1])
-    assert out[-1].startswith("57 jobs (55 on a GPU), 13 targets")
+    assert out[-1].startswith("58 jobs (55 on a GPU), 14 targets")
 
 
 def test_smoke_and_cpu_profiles_one_job_per_target_and_run():
@@ -59,6 +59,7 @@ def test_smoke_and_cpu_profiles_one_job_per_target_and_run():
         "gmm10.r0",
         "gmm40.r0",
         "lgcp.r0",
+        "references",
     ]
     assert all(j.resources == {} for j in smoke.jobs)
     # runs: 1 keeps the profile's check_claims (the claims are checked as before)
@@ -141,6 +142,16 @@ def test_code_version_covers_the_computation_only(tmp_path):
     with open(root / "jkoic" / "sampler.py", "a") as fh:
         fh.write("\n# changed\n")
     assert code_version("eight_modes", root) != v1
+
+
+def test_a_notebooks_own_module_is_in_its_code_version_only(tmp_path):
+    root = _checkout(tmp_path)
+    shutil.copy(ROOT / "notebooks" / "references.ipynb", root / "notebooks")
+    before = {nb: code_version(nb, root) for nb in ("eight_modes", "references")}
+    with open(root / "reproduce" / "references.py", "a") as fh:
+        fh.write("\n# changed\n")
+    assert code_version("eight_modes", root) == before["eight_modes"]
+    assert code_version("references", root) != before["references"]
 
 
 def test_a_job_is_done_with_its_manifest_parameters_code_and_files(tmp_path):

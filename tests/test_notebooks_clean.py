@@ -15,7 +15,18 @@ from reproduce.runner import load_profile, plan
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SMOKE = ROOT / "notebooks" / "smoke"
-EXPECTED = {"mustache", "eight_modes", "funnel", "gmm", "gmm40", "lgcp", "mode_collapse_1d", "quickstart", "assemble"}
+EXPECTED = {
+    "mustache",
+    "eight_modes",
+    "funnel",
+    "gmm",
+    "gmm40",
+    "lgcp",
+    "mode_collapse_1d",
+    "quickstart",
+    "references",
+    "assemble",
+}
 
 
 def _smoke_copy(stem: str) -> Path | None:
