@@ -230,7 +230,7 @@ def _draws_caption(pt: PV.PaperTable, results: Results) -> str:
         return ""
     return (
         f" Sampling error: mean ± std over {' / '.join(map(str, draws))} draws of an exact sampler against "
-        "another at our sample sizes (its expected level; one draw varies up to threefold)."
+        "another at our sample sizes (its expected level: single draws scatter widely around it)."
     )
 
 
