@@ -2,7 +2,7 @@
 
 A target notebook scores one exact-vs-exact draw per run beside each method's run
 (:func:`reproduce.evaluation.reference_errors`). One draw is a noisy reference: at N = 2000 the
-exact W2^2 of two exact 8 Modes sets ranges over a factor of three between seeds, and an exact
+exact W2^2 of two exact 8 Modes sets spans a factor of five over 20 seeds, and an exact
 mixture sampler's mode MSE spreads as a scaled chi-square with (modes - 1) degrees of freedom
 around ``sum_k w_k (1 - w_k) / N``. The ``references`` notebook (one job per profile) repeats
 the draw: draw ``k`` of run ``r`` uses seed ``r + runs * k``, so its draws ``k = 0`` are the
