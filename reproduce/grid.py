@@ -294,8 +294,8 @@ def code_version(notebook: str, root: str | os.PathLike[str] | None = None) -> s
 
     The ``jkoic`` package's Python files, the ``reproduce`` modules a notebook computes with
     (:data:`NOT_COMPUTE` left out, but the notebook's own :data:`JOB_CODE`) and the notebook's
-    code cells. The git commit is recorded in
-    the manifest too, but is not compared: a commit of documentation re-runs nothing.
+    code cells. The git commit is recorded in the manifest too, but is not compared: a commit of
+    documentation re-runs nothing.
 
     Args:
         notebook: the source notebook's stem.
