@@ -118,9 +118,9 @@ def combine(grid: Grid, done: dict[str, dict[str, Any]], failed: set[str]) -> di
             status[target] = f"incomplete ({len(jobs) - len(missing)} of {len(jobs)} runs)"
             continue
         parts = [(j, _results_of(rd, j).get(target)) for j in jobs]
-        refs = [rd / "runs" / j.name / REFERENCES_FILE for j in jobs]
-        if all(p is None for _, p in parts) and len(jobs) == 1 and refs[0].is_file():
-            atomic_write(rd / REFERENCES_FILE, refs[0].read_bytes())  # the references job
+        refs = rd / "runs" / jobs[0].name / REFERENCES_FILE
+        if len(jobs) == 1 and parts[0][1] is None and refs.is_file():
+            atomic_write(rd / REFERENCES_FILE, refs.read_bytes())  # the references job
             status[target] = "combined (references)"
             continue
         if all(p is None for _, p in parts):
