@@ -193,17 +193,20 @@ def scaling_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def load_profile(folder: Path = PROFILE_DIR) -> dict[str, dict[str, Any]]:
+def load_profile(
+    folder: Path = PROFILE_DIR, references: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """The combined results of :data:`PROFILE_TARGETS` found in ``folder`` (missing ones left out),
-    their sampling errors the references job's draws where it ran (:mod:`reproduce.references`)."""
-    from reproduce import references
+    their sampling errors the references job's draws where it ran (:mod:`reproduce.references`;
+    ``references``: :func:`load_references` of ``folder``, read here when not given)."""
+    from reproduce.references import with_references
 
     out = {}
     for key in PROFILE_TARGETS:
         path = folder / f"{key}.json"
         if path.is_file():
             out[key] = json.loads(path.read_text())
-    return references.with_references(out, load_references(folder))
+    return with_references(out, load_references(folder) if references is None else references)
 
 
 def load_references(folder: Path = PROFILE_DIR) -> dict[str, dict[str, Any]]:
@@ -431,7 +434,8 @@ def write_readme(results_path: Path = RESULTS, readme: Path = README, fits_path:
     """
     page = readme.read_text()
     results, fits = json.loads(results_path.read_text()), json.loads(fits_path.read_text())
-    new = render(page, results, fits, load_profile(), load_references())
+    refs = load_references()
+    new = render(page, results, fits, load_profile(references=refs), refs)
     if new != page:
         readme.write_text(new)
     return new != page
